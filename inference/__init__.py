@@ -1,0 +1,1 @@
+"""Inference: the default model, the engine protocol and its vLLM implementation."""

@@ -1,0 +1,1 @@
+"""Language server: LSP handlers, document store, lifecycle, cancellation and the CLI."""

@@ -1,0 +1,1 @@
+"""Prompts: pure text-in, prompt-out and completion clean-up (no I/O, no engine, no LSP)."""
