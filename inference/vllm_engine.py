@@ -1,0 +1,236 @@
+"""The in-process vLLM engine: AsyncLLM in this process, streaming text deltas, abortable by id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import EngineConfig, validate
+from .engine import Delta, EngineHealth, EngineState, EngineStats, Sampling
+from .errors import EngineConfigError, EngineNotReady, EngineStartError
+from .tokenizer import FolderTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def _quiet_env(config: EngineConfig, model_dir: str, on_cpu: bool) -> None:
+    """Environment vLLM reads at start: privacy, offline local folders, CPU KV cache size."""
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if Path(model_dir).is_dir():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    if on_cpu:
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(config.kv_cache_gib)))
+
+
+def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> dict[str, Any]:
+    """AsyncEngineArgs keyword arguments for `config` (pure, so it is testable)."""
+    args: dict[str, Any] = {
+        "model": model_dir,
+        "dtype": config.dtype,
+        "max_model_len": config.max_model_len,
+        "max_num_seqs": config.max_num_seqs,
+        "enable_prefix_caching": True,
+        "enforce_eager": on_cpu if config.enforce_eager is None else config.enforce_eager,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "pipeline_parallel_size": config.pipeline_parallel_size,
+        "data_parallel_size": config.data_parallel_size,
+        "enable_expert_parallel": config.enable_expert_parallel,
+        "trust_remote_code": config.trust_remote_code,
+        "disable_log_stats": True,
+    }
+    block = config.block_size if config.block_size is not None else (32 if on_cpu else None)
+    if block is not None:
+        args["block_size"] = block
+    if config.distributed_executor_backend:
+        args["distributed_executor_backend"] = config.distributed_executor_backend
+    if config.speculative_config:
+        args["speculative_config"] = dict(config.speculative_config)
+    if not on_cpu:
+        if config.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = config.gpu_memory_utilization
+        else:
+            args["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 1024**3)
+    args.update(config.extra_engine_args)
+    return args
+
+
+class VllmEngine:
+    """`Engine` on vLLM's AsyncLLM, running in this process (engine core in a child process)."""
+
+    def __init__(self, config: EngineConfig, model_dir: str) -> None:
+        self.config = config
+        self.model_dir = model_dir
+        self._llm: Any = None
+        self._state = EngineState.STOPPED
+        self._message = ""
+        self._stats = EngineStats()
+        self._live: set[str] = set()
+        self.tokenizer: Any = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the model and start the engine (blocking; call from a worker thread)."""
+        self._state = EngineState.LOADING
+        t0 = time.monotonic()
+        try:
+            on_cpu = _on_cpu()
+            validate(self.config, self.model_dir, on_cpu=on_cpu)
+            _quiet_env(self.config, self.model_dir, on_cpu)
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            kwargs = build_engine_args(self.config, self.model_dir, on_cpu=on_cpu)
+            log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "model"})
+            self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+            if (Path(self.model_dir) / "tokenizer.json").is_file():
+                self.tokenizer = FolderTokenizer.from_folder(self.model_dir)
+            else:
+                self.tokenizer = _HfTokenizerAdapter(self._llm.get_tokenizer())
+        except EngineConfigError as err:
+            self._fail(str(err))
+            raise
+        except Exception as err:
+            log.exception("engine failed to start")
+            self._fail(_short_start_error(err))
+            raise EngineStartError(self._message) from err
+        self._stats.load_seconds = time.monotonic() - t0
+        self._state = EngineState.READY
+        self._message = ""
+        log.info("engine ready in %.1f s", self._stats.load_seconds)
+
+    def _fail(self, message: str) -> None:
+        self._state = EngineState.FAILED
+        self._message = message
+
+    def shutdown(self) -> None:
+        """Stop the engine and its processes (blocking, a few seconds)."""
+        llm, self._llm = self._llm, None
+        self._state = EngineState.STOPPED
+        if llm is not None:
+            try:
+                llm.shutdown()
+            except Exception:
+                log.exception("engine shutdown failed")
+
+    # -- requests -----------------------------------------------------------------------------
+    async def stream(
+        self, request_id: str, prompt_ids: Sequence[int], sampling: Sampling
+    ) -> AsyncIterator[Delta]:
+        """Stream deltas; closing the iterator or cancelling the task aborts the engine request."""
+        llm = self._llm
+        if llm is None or self._state is not EngineState.READY:
+            raise EngineNotReady(self._message or "The model is still loading.")
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=list(sampling.stop) or None,
+            stop_token_ids=list(sampling.stop_token_ids) or None,
+            seed=sampling.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        self._stats.requests += 1
+        self._stats.prompt_tokens += len(prompt_ids)
+        self._live.add(request_id)
+        finished = False
+        try:
+            gen = llm.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params, request_id)
+            async for out in gen:
+                comp = out.outputs[0]
+                n = len(comp.token_ids)
+                self._stats.generated_tokens += n
+                finished = bool(out.finished)
+                yield Delta(comp.text, n, finished, comp.finish_reason if finished else None)
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception:
+            self._stats.failed += 1
+            if llm.errored:
+                self._fail("The engine stopped unexpectedly; restart the server.")
+            raise
+        finally:
+            self._live.discard(request_id)
+            if finished:
+                self._stats.finished += 1
+            else:
+                self._stats.aborted += 1
+                try:
+                    await llm.abort(request_id)
+                except Exception:
+                    log.debug("abort of %s failed", request_id, exc_info=True)
+
+    async def abort(self, request_id: str) -> None:
+        """Abort `request_id` in the engine; unknown ids are ignored."""
+        if self._llm is not None:
+            await self._llm.abort(request_id)
+
+    def health(self) -> EngineHealth:
+        """Current state, with the failure message when there is one."""
+        if self._llm is not None and self._llm.errored:
+            self._fail("The engine stopped unexpectedly; restart the server.")
+        return EngineHealth(self._state, self._message)
+
+    def stats(self) -> EngineStats:
+        """Counters; `running` is what vLLM itself still holds."""
+        running = self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+        s = self._stats
+        return EngineStats(
+            requests=s.requests,
+            finished=s.finished,
+            aborted=s.aborted,
+            failed=s.failed,
+            prompt_tokens=s.prompt_tokens,
+            generated_tokens=s.generated_tokens,
+            running=int(running),
+            load_seconds=s.load_seconds,
+            extra={"streams_open": len(self._live)},
+        )
+
+
+class _HfTokenizerAdapter:
+    """A transformers tokenizer behind the same encode/decode surface as FolderTokenizer."""
+
+    def __init__(self, tok: Any) -> None:
+        self._tok = tok
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(ids)))
+
+    def token_id(self, token: str) -> int | None:
+        tid = self._tok.convert_tokens_to_ids(token)
+        return None if tid is None or tid == self._tok.unk_token_id else int(tid)
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return list(getattr(self._tok, "all_special_tokens", []))
+
+
+def _short_start_error(err: BaseException) -> str:
+    """One line for the user out of whatever vLLM raised."""
+    text = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
+    low = text.lower()
+    if "memory" in low or "oom" in low:
+        return f"Not enough memory to start the model ({text}); lower kvCacheGib or maxModelLen."
+    return f"The model engine failed to start: {text}"

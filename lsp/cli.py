@@ -1,0 +1,150 @@
+"""The `moe-lsp` command: serve, model prepare/path, and the `complete` demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .settings import ServerSettings
+
+
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", help="model folder or hub id (default: the prepared default model)")
+    g.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"])
+    g.add_argument("--max-model-len", type=int, help="longest prompt + completion, tokens")
+    g.add_argument("--kv-cache-gib", type=float, help="KV cache memory in GiB")
+    g.add_argument("--block-size", type=int, help="KV cache block size (default 32 on CPU)")
+    g.add_argument("--tensor-parallel-size", type=int)
+    g.add_argument("--pipeline-parallel-size", type=int)
+    g.add_argument("--data-parallel-size", type=int)
+    g.add_argument("--enable-expert-parallel", action="store_true", default=None)
+
+
+def _settings_from(args: argparse.Namespace) -> ServerSettings:
+    engine = {
+        k: v
+        for k in (
+            "model",
+            "dtype",
+            "max_model_len",
+            "kv_cache_gib",
+            "block_size",
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "data_parallel_size",
+            "enable_expert_parallel",
+        )
+        if (v := getattr(args, k, None)) is not None
+    }
+    settings = ServerSettings()
+    if engine:
+        settings = settings.merged({"engine": engine})
+    if getattr(args, "log_prompts", False):
+        settings = settings.merged({"logPrompts": True})
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the language server on stdio (default) or loopback TCP."""
+    from .logs import protect_stdout, setup_logging
+
+    lsp_out = None if args.tcp else protect_stdout()
+    setup_logging(args.log_level, args.log_file)
+    from .server import create_server
+
+    server = create_server(_settings_from(args))
+    try:
+        if args.tcp:
+            server.start_tcp("127.0.0.1", args.tcp)
+        else:
+            server.start_io(sys.stdin.buffer, lsp_out)
+    finally:
+        server.host.shutdown_blocking()
+    return 0 if server.protocol._shutdown else 1
+
+
+def cmd_model_prepare(args: argparse.Namespace) -> int:
+    """Prepare the default MoE model in the cache (once)."""
+    from moe_lsp.inference.errors import InferenceError
+    from moe_lsp.inference.model_store import prepare_default_model
+
+    try:
+        path = prepare_default_model(
+            Path(args.dir) if args.dir else None, experts=args.experts, force=args.force
+        )
+    except InferenceError as err:
+        print(f"moe-lsp: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def cmd_model_path(args: argparse.Namespace) -> int:
+    """Print where the default model lives and whether it is prepared."""
+    from moe_lsp.inference.model_store import default_model_dir, is_prepared
+
+    path = default_model_dir()
+    print(path)
+    return 0 if is_prepared(path) else 1
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    """Start the server as a subprocess, ask for a completion like an editor, print it."""
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `moe-lsp`."""
+    parser = argparse.ArgumentParser(
+        prog="moe-lsp", description="AI code completion language server on a local MoE model."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--stdio", action="store_true", help="talk LSP on stdio (the default)")
+    serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead")
+    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-file", help="write the log here instead of stderr")
+    serve.add_argument(
+        "--log-prompts", action="store_true", help="log prompt and completion text (debugging)"
+    )
+    _engine_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    model = sub.add_parser("model", help="manage the default model")
+    msub = model.add_subparsers(dest="model_command", required=True)
+    prep = msub.add_parser("prepare", help="build the default MoE model in the cache")
+    prep.add_argument("--dir", help="target folder (default: the user cache dir)")
+    prep.add_argument("--experts", type=int, default=4, help="experts per layer (default 4)")
+    prep.add_argument("--force", action="store_true", help="rebuild even if prepared")
+    prep.set_defaults(func=cmd_model_prepare)
+    path = msub.add_parser("path", help="print the default model folder")
+    path.set_defaults(func=cmd_model_path)
+
+    comp = sub.add_parser("complete", help="demo: print the completion at FILE:LINE:COLUMN")
+    comp.add_argument("file", type=Path)
+    comp.add_argument("--line", type=int, required=True, help="1-based line")
+    comp.add_argument("--column", type=int, required=True, help="1-based column (characters)")
+    comp.add_argument("--language", help="LSP languageId (default: from the file extension)")
+    comp.add_argument("--server-log", help="write the server's log here (default: discard)")
+    comp.add_argument("--timeout", type=float, default=900, help="seconds to wait for the model")
+    _engine_flags(comp)
+    comp.set_defaults(func=cmd_complete)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `moe-lsp` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Open documents by URI: incremental sync and the one LSP position <-> offset conversion."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+MAX_OPEN_DOCUMENTS = 1000
+"""Open documents kept at most; opening one more evicts the least recently used."""
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""Largest document text accepted, in UTF-8 bytes; larger texts are refused (and dropped)."""
+
+Position = tuple[int, int]
+"""(line, character) with the character counted in the negotiated encoding."""
+
+Range = tuple[Position, Position]
+Change = tuple[Range | None, str]
+"""One content change: a range to replace (None = the whole document) and its new text."""
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class PositionEncoding(enum.StrEnum):
+    """What an LSP `Position.character` counts: bytes, UTF-16 code units or code points."""
+
+    UTF8 = "utf-8"
+    UTF16 = "utf-16"
+    UTF32 = "utf-32"
+
+
+def negotiate_encoding(client_offered: list[str] | None) -> PositionEncoding:
+    """Pick utf-8, else utf-32, else utf-16 (the LSP default, the only one VS Code speaks)."""
+    offered = {kind.lower() for kind in client_offered or () if isinstance(kind, str)}
+    for enc in (PositionEncoding.UTF8, PositionEncoding.UTF32):
+        if enc.value in offered:
+            return enc
+    return PositionEncoding.UTF16
+
+
+def _units(char: str, enc: PositionEncoding) -> int:
+    """Length of one code point in `enc` units (lone surrogates count as in surrogatepass)."""
+    cp = ord(char)
+    if enc is PositionEncoding.UTF16:
+        return 2 if cp > 0xFFFF else 1
+    return 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
+
+
+def _length(text: str, enc: PositionEncoding) -> int:
+    """Length of `text` in `enc` units."""
+    if enc is PositionEncoding.UTF32 or text.isascii():
+        return len(text)
+    codec = "utf-8" if enc is PositionEncoding.UTF8 else "utf-16-le"
+    size = len(text.encode(codec, "surrogatepass"))
+    return size if enc is PositionEncoding.UTF8 else size // 2
+
+
+class LineIndex:
+    """Start and content-end offsets of every line; "\\n", "\\r\\n" and a lone "\\r" end a line."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0]
+        self.ends: list[int] = []
+        for match in _LINE_END.finditer(text):
+            self.ends.append(match.start())
+            self.starts.append(match.end())
+        self.ends.append(len(text))
+
+
+def offset_at(
+    text: str, line: int, character: int, enc: PositionEncoding, index: LineIndex | None = None
+) -> int:
+    """Offset into `text` of an LSP position, clamped into the document; never raises.
+
+    A line past the end maps to the end of the document, a character past the end of its
+    line to the end of that line (before its terminator), negatives to 0, and a character
+    inside a code point (half a surrogate pair, part of a UTF-8 sequence) to its start.
+    Pass the document's `index` to make this O(line length) instead of O(document).
+    """
+    if index is None:
+        index = LineIndex(text)
+    if line >= len(index.starts):
+        return len(text)
+    start, end = index.starts[max(line, 0)], index.ends[max(line, 0)]
+    if character <= 0:
+        return start
+    if enc is PositionEncoding.UTF32 or text[start:end].isascii():
+        return min(start + character, end)
+    offset, units = start, 0
+    while offset < end:
+        units += _units(text[offset], enc)
+        if units > character:
+            break
+        offset += 1
+    return offset
+
+
+def position_at(
+    text: str, offset: int, enc: PositionEncoding, index: LineIndex | None = None
+) -> Position:
+    """LSP (line, character) of an offset into `text`, clamped into the document; never raises.
+
+    An offset inside a "\\r\\n" maps to the end of its line.
+    """
+    if index is None:
+        index = LineIndex(text)
+    offset = min(max(offset, 0), len(text))
+    line = bisect_right(index.starts, offset) - 1
+    start = index.starts[line]
+    return line, _length(text[start : min(offset, index.ends[line])], enc)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable view of one document version with a cursor offset into its text."""
+
+    uri: str
+    version: int
+    language_id: str
+    text: str
+    offset: int
+
+    @property
+    def prefix(self) -> str:
+        """Text before the cursor."""
+        return self.text[: self.offset]
+
+    @property
+    def suffix(self) -> str:
+        """Text from the cursor on."""
+        return self.text[self.offset :]
+
+
+class Document:
+    """One open text document; its line index is rebuilt lazily after each change."""
+
+    def __init__(self, uri: str, language_id: str, version: int, text: str) -> None:
+        self.uri = uri
+        self.language_id = language_id
+        self.version = version
+        self._text = text
+        self._index: LineIndex | None = None
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def index(self) -> LineIndex:
+        if self._index is None:
+            self._index = LineIndex(self._text)
+        return self._index
+
+    def offset_at(self, line: int, character: int, enc: PositionEncoding) -> int:
+        return offset_at(self._text, line, character, enc, self.index)
+
+    def position_at(self, offset: int, enc: PositionEncoding) -> Position:
+        return position_at(self._text, offset, enc, self.index)
+
+    def apply_change(
+        self,
+        range_or_none: Range | None,
+        new_text: str,
+        version: int,
+        enc: PositionEncoding = PositionEncoding.UTF16,
+    ) -> None:
+        """Replace `range_or_none` (clamped; None = whole text) by `new_text`, set `version`."""
+        if range_or_none is None:
+            self._text = new_text
+        else:
+            (start_line, start_char), (end_line, end_char) = range_or_none
+            start = self.offset_at(start_line, start_char, enc)
+            end = self.offset_at(end_line, end_char, enc)
+            start, end = min(start, end), max(start, end)
+            self._text = self._text[:start] + new_text + self._text[end:]
+        self._index = None
+        self.version = version
+
+    def snapshot(self, line: int, character: int, enc: PositionEncoding) -> Snapshot:
+        offset = self.offset_at(line, character, enc)
+        return Snapshot(self.uri, self.version, self.language_id, self._text, offset)
+
+
+class DocumentStore:
+    """Open documents by URI, as the client sent them; never reads from disk.
+
+    `encoding` is the negotiated position encoding used to read change ranges.
+    """
+
+    def __init__(
+        self,
+        encoding: PositionEncoding = PositionEncoding.UTF16,
+        max_documents: int = MAX_OPEN_DOCUMENTS,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self.encoding = encoding
+        self.max_documents = max_documents
+        self.max_bytes = max_bytes
+        self._docs: OrderedDict[str, Document] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, uri: object) -> bool:
+        return uri in self._docs
+
+    def _too_big(self, uri: str, text: str) -> bool:
+        if len(text) * 4 <= self.max_bytes:  # UTF-8 takes at most 4 bytes a code point
+            return False
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if size > self.max_bytes:
+            log.warning("ignoring %s: %d bytes is over the %d limit", uri, size, self.max_bytes)
+            return True
+        return False
+
+    def open(self, uri: str, language_id: str, version: int, text: str) -> bool:
+        """Open (or reopen) a document; False if its text is over the size limit."""
+        self._docs.pop(uri, None)
+        if self._too_big(uri, text):
+            return False
+        while len(self._docs) >= max(self.max_documents, 1):
+            evicted, _ = self._docs.popitem(last=False)
+            log.warning("too many open documents (%d): dropping %s", self.max_documents, evicted)
+        self._docs[uri] = Document(uri, language_id, version, text)
+        return True
+
+    def change(self, uri: str, version: int, changes: Iterable[Change]) -> bool:
+        """Apply content changes in order; False (and logged) if ignored.
+
+        Ignored: an unknown URI, or a version lower than the current one. A document that
+        grows past the size limit is dropped, so later changes cannot apply to stale text.
+        """
+        doc = self._docs.get(uri)
+        if doc is None:
+            log.warning("change to unknown document %s ignored", uri)
+            return False
+        if version < doc.version:
+            log.warning("stale change to %s ignored: version %d < %d", uri, version, doc.version)
+            return False
+        for range_or_none, text in changes:
+            doc.apply_change(range_or_none, text, version, self.encoding)
+        doc.version = version  # also when `changes` is empty
+        if self._too_big(uri, doc.text):
+            del self._docs[uri]
+            return False
+        self._docs.move_to_end(uri)
+        return True
+
+    def close(self, uri: str) -> bool:
+        """Forget a document; False if it was not open."""
+        return self._docs.pop(uri, None) is not None
+
+    def get(self, uri: str) -> Document | None:
+        return self._docs.get(uri)

@@ -1,0 +1,136 @@
+"""Owns the engine's life in the server: background load with progress, readiness, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from moe_lsp.inference.config import EngineConfig
+from moe_lsp.inference.engine import Engine, EngineState
+from moe_lsp.inference.errors import InferenceError
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[[EngineState, str], None]
+"""Called with (state, human message) on every change of the engine's state."""
+
+
+class StartableEngine(Engine, Protocol):
+    """An engine the host can start and stop, with the model's tokenizer."""
+
+    tokenizer: Any
+
+    def start(self) -> None:
+        """Load the model (blocking)."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop and free the engine (blocking)."""
+        ...
+
+
+EngineFactory = Callable[[EngineConfig, str], StartableEngine]
+
+
+def default_factory(config: EngineConfig, model_dir: str) -> StartableEngine:
+    """The in-process vLLM engine."""
+    from moe_lsp.inference.vllm_engine import VllmEngine
+
+    return VllmEngine(config, model_dir)
+
+
+def resolve_model(config: EngineConfig, on_status: StatusCallback) -> str:
+    """The model folder or hub id to load; prepares the default model on first use (blocking)."""
+    if config.model:
+        return config.model
+    from moe_lsp.inference.model_store import default_model_dir, is_prepared, prepare_default_model
+
+    target = default_model_dir()
+    if not is_prepared(target):
+        on_status(EngineState.LOADING, "Preparing the default model (first run, about a minute)")
+        prepare_default_model(target, progress=True)
+    return str(target)
+
+
+class EngineHost:
+    """Starts the engine in the background and tells the server how it goes."""
+
+    def __init__(self, on_status: StatusCallback, factory: EngineFactory = default_factory) -> None:
+        self._on_status = on_status
+        self._factory = factory
+        self.engine: StartableEngine | None = None
+        self.state = EngineState.STOPPED
+        self.message = ""
+        self.load_seconds: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when completions can be served."""
+        if self.engine is not None and self.state is EngineState.READY:
+            health = self.engine.health()
+            if health.state is not EngineState.READY:
+                self._set(health.state, health.message)
+        return self.state is EngineState.READY
+
+    def _set(self, state: EngineState, message: str) -> None:
+        self.state, self.message = state, message
+        try:
+            self._on_status(state, message)
+        except Exception:
+            log.exception("status callback failed")
+
+    def start(self, config: EngineConfig) -> asyncio.Task[None]:
+        """Begin loading in the background; returns the loading task."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._load(config))
+        return self._task
+
+    async def _load(self, config: EngineConfig) -> None:
+        t0 = time.monotonic()
+        self._set(EngineState.LOADING, "Loading model")
+        try:
+            model = await asyncio.to_thread(resolve_model, config, self._set)
+            self._set(EngineState.LOADING, f"Starting the engine for {_short(model)}")
+            engine = self._factory(config, model)
+            self.engine = engine
+            await asyncio.to_thread(engine.start)
+        except InferenceError as err:
+            log.error("engine start failed: %s", err)
+            self._set(EngineState.FAILED, str(err))
+            return
+        except Exception as err:
+            log.exception("engine start failed")
+            self._set(EngineState.FAILED, f"The model engine failed to start: {type(err).__name__}")
+            return
+        self.load_seconds = time.monotonic() - t0
+        self._set(EngineState.READY, f"Model ready in {self.load_seconds:.1f} s")
+
+    async def wait(self) -> None:
+        """Wait for the background load to finish (ready or failed)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def shutdown(self) -> None:
+        """Stop the engine and its processes."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            # Let a half-started engine finish starting, so that it can be stopped cleanly.
+            await asyncio.wait([task], timeout=300)
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.shutdown)
+        self.state = EngineState.STOPPED
+
+    def shutdown_blocking(self) -> None:
+        """Stop the engine from outside the event loop (interpreter exit)."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.shutdown()
+
+
+def _short(model: str) -> str:
+    return model.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,268 @@
+"""The language server: one thin handler per LSP method, over the document store, engine host and pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from moe_lsp.inference.engine import EngineState
+
+from . import __version__
+from .documents import DocumentStore, PositionEncoding, Snapshot
+from .engine_host import EngineFactory, EngineHost, default_factory
+from .pipeline import Outcome, complete
+from .settings import ServerSettings, SettingsError
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "moe/status"
+"""Server -> client: {state, message} whenever the engine's state changes."""
+STATS_REQUEST = "moe/stats"
+"""Client -> server: counters and the timings of the last completion."""
+_WORD_BEFORE = re.compile(r"\w*$")
+
+
+class MoeLanguageServer(LanguageServer):
+    """pygls server holding the documents, the engine host and the counters."""
+
+    def __init__(
+        self, settings: ServerSettings | None = None, factory: EngineFactory = default_factory
+    ) -> None:
+        super().__init__("moe-lsp", __version__)
+        self.settings = settings or ServerSettings()
+        self.documents = DocumentStore()
+        self.host = EngineHost(self._on_engine_status, factory)
+        self.counts: dict[str, int] = {
+            "requested": 0,
+            "answered": 0,
+            "empty": 0,
+            "not_ready": 0,
+            "cancelled": 0,
+            "failed": 0,
+        }
+        self.last: dict[str, Any] | None = None
+        self._progress_token: str | None = None
+        self._progress_supported = False
+        self._announced_failure = False
+
+    # -- engine status -> client ---------------------------------------------------------------
+    def _on_engine_status(self, state: EngineState, message: str) -> None:
+        """Report engine state as work-done progress, a status notification and, on failure, a message."""
+        try:
+            self.protocol.notify(STATUS_NOTIFICATION, {"state": str(state), "message": message})
+        except Exception:
+            log.debug("status notification failed", exc_info=True)
+        token = self._progress_token
+        if token is not None and token in self.work_done_progress.tokens:
+            if state is EngineState.LOADING:
+                self.work_done_progress.report(
+                    token, lsp.WorkDoneProgressReport(message=message)
+                )
+            else:
+                self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=message))
+                self._progress_token = None
+        if state is EngineState.FAILED and not self._announced_failure:
+            self._announced_failure = True
+            self.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Error, message=f"moe-lsp: {message}"
+                )
+            )
+
+    async def start_engine(self) -> None:
+        """Open a progress bar (if the client has them) and load the engine in the background."""
+        if self._progress_supported:
+            token = f"moe-lsp-load-{uuid.uuid4().hex[:8]}"
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
+                self.work_done_progress.begin(
+                    token,
+                    lsp.WorkDoneProgressBegin(title="moe-lsp", message="Loading model ..."),
+                )
+                self._progress_token = token
+            except Exception:
+                log.info("client did not accept a progress token; loading without a progress bar")
+        self.host.start(self.settings.engine)
+
+    # -- completions ----------------------------------------------------------------------------
+    def snapshot(self, uri: str, position: lsp.Position) -> Snapshot | None:
+        """The document at `position`, or None for a document the client did not open."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            return None
+        return doc.snapshot(position.line, position.character, self.documents.encoding)
+
+    async def completion_text(self, snap: Snapshot) -> Outcome | None:
+        """Run the pipeline for `snap`; None when the engine is not ready or the request failed."""
+        self.counts["requested"] += 1
+        engine = self.host.engine
+        if not self.host.ready or engine is None:
+            self.counts["not_ready"] += 1
+            return None
+        try:
+            outcome = await complete(
+                engine,
+                engine.tokenizer,
+                snap,
+                self.settings.completion,
+                log_prompts=self.settings.log_prompts,
+            )
+        except asyncio.CancelledError:
+            self.counts["cancelled"] += 1
+            raise
+        except Exception:
+            self.counts["failed"] += 1
+            log.exception("completion failed")
+            return None
+        self.counts["answered" if outcome.text else "empty"] += 1
+        self.last = {
+            "mode": str(outcome.prompt.mode),
+            "finishReason": outcome.finish_reason,
+            "at": time.time(),
+            **{_camel(k): v for k, v in asdict(outcome.timings).items()},
+        }
+        return outcome
+
+    def word_start(self, snap: Snapshot) -> lsp.Position:
+        """Start of the identifier the cursor is in (where a completion-list edit begins)."""
+        word = _WORD_BEFORE.search(snap.prefix[-256:])
+        start = snap.offset - (len(word.group(0)) if word else 0)
+        doc = self.documents.get(snap.uri)
+        assert doc is not None
+        line, char = doc.position_at(start, self.documents.encoding)
+        return lsp.Position(line=line, character=char)
+
+    def stats(self) -> dict[str, Any]:
+        """Body of the moe/stats response."""
+        engine = self.host.engine
+        engine_stats = asdict(engine.stats()) if engine is not None else None
+        return {
+            "state": str(self.host.state),
+            "message": self.host.message,
+            "loadSeconds": self.host.load_seconds,
+            "counts": dict(self.counts),
+            "engine": {_camel(k): v for k, v in engine_stats.items()} if engine_stats else None,
+            "last": self.last,
+        }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def create_server(
+    settings: ServerSettings | None = None, factory: EngineFactory = default_factory
+) -> MoeLanguageServer:
+    """A server with every handler registered."""
+    server = MoeLanguageServer(settings, factory)
+
+    @server.feature(lsp.INITIALIZE)
+    def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
+        ls.documents.encoding = PositionEncoding(str(ls.workspace.position_encoding or "utf-16"))
+        window = params.capabilities.window
+        ls._progress_supported = bool(window and window.work_done_progress)
+        try:
+            ls.settings = ls.settings.merged(params.initialization_options)
+        except SettingsError as err:
+            log.error("bad initializationOptions: %s", err)
+            ls.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Warning,
+                    message=f"moe-lsp: {err} Using defaults for the rest.",
+                )
+            )
+        log.info("initialize: position encoding %s", ls.documents.encoding)
+
+    @server.feature(lsp.INITIALIZED)
+    async def on_initialized(ls: MoeLanguageServer, params: lsp.InitializedParams) -> None:
+        await ls.start_engine()
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: MoeLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        d = params.text_document
+        ls.documents.open(d.uri, d.language_id, d.version, d.text)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: MoeLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        changes = []
+        for c in params.content_changes:
+            if isinstance(c, lsp.TextDocumentContentChangePartial):
+                r = c.range
+                changes.append(
+                    (((r.start.line, r.start.character), (r.end.line, r.end.character)), c.text)
+                )
+            else:
+                changes.append((None, c.text))
+        ls.documents.change(params.text_document.uri, params.text_document.version, changes)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: MoeLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.documents.close(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
+    async def on_inline(
+        ls: MoeLanguageServer, params: lsp.InlineCompletionParams
+    ) -> lsp.InlineCompletionList:
+        snap = ls.snapshot(params.text_document.uri, params.position)
+        outcome = await ls.completion_text(snap) if snap is not None else None
+        if outcome is None or not outcome.text:
+            return lsp.InlineCompletionList(items=[])
+        at = lsp.Range(start=params.position, end=params.position)
+        return lsp.InlineCompletionList(
+            items=[lsp.InlineCompletionItem(insert_text=outcome.text, range=at)]
+        )
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(resolve_provider=False))
+    async def on_completion(
+        ls: MoeLanguageServer, params: lsp.CompletionParams
+    ) -> lsp.CompletionList:
+        snap = ls.snapshot(params.text_document.uri, params.position)
+        outcome = await ls.completion_text(snap) if snap is not None else None
+        if snap is None or outcome is None or not outcome.text:
+            return lsp.CompletionList(is_incomplete=True, items=[])
+        start = ls.word_start(snap)
+        typed = snap.text[snap.offset - _units_back(snap) : snap.offset]
+        new_text = typed + outcome.text
+        first_line = new_text.strip().splitlines()[0] if new_text.strip() else new_text
+        label = first_line if len(first_line) <= 60 else first_line[:57] + "..."
+        item = lsp.CompletionItem(
+            label=label,
+            kind=lsp.CompletionItemKind.Snippet,
+            detail="moe-lsp AI completion",
+            documentation=lsp.MarkupContent(
+                kind=lsp.MarkupKind.Markdown,
+                value=f"```{snap.language_id}\n{new_text}\n```",
+            ),
+            filter_text=new_text,
+            sort_text="0",
+            insert_text_format=lsp.InsertTextFormat.PlainText,
+            text_edit=lsp.TextEdit(
+                range=lsp.Range(start=start, end=params.position), new_text=new_text
+            ),
+        )
+        return lsp.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(lsp.SHUTDOWN)
+    async def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
+        log.info("shutdown: stopping the engine")
+        await ls.host.shutdown()
+
+    @server.feature(STATS_REQUEST)
+    def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
+        return ls.stats()
+
+    return server
+
+
+def _units_back(snap: Snapshot) -> int:
+    word = _WORD_BEFORE.search(snap.prefix[-256:])
+    return len(word.group(0)) if word else 0

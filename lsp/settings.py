@@ -1,0 +1,78 @@
+"""Server settings: typed, defaulted, read from initializationOptions (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from moe_lsp.inference.config import EngineConfig
+from moe_lsp.inference.errors import EngineConfigError
+
+
+class SettingsError(ValueError):
+    """initializationOptions hold a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    """How completions are built and bounded."""
+
+    prompt_budget: int = 1536
+    """Tokens of document text in a prompt."""
+    max_tokens_single: int = 48
+    """Generation limit for a single-line completion."""
+    max_tokens_multi: int = 160
+    """Generation limit for a multi-line completion."""
+    timeout_seconds: float = 10.0
+    """A completion still running after this long is stopped and its text so far returned."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server reads from its command line and initializationOptions."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Model and vLLM engine settings."""
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    """Prompt and generation bounds."""
+    log_prompts: bool = False
+    """Write prompt and completion text to the log (off: logs hold no code)."""
+
+    def merged(self, options: Any) -> ServerSettings:
+        """These settings overridden by a client's initializationOptions dict."""
+        if not options:
+            return self
+        if not isinstance(options, dict):
+            raise SettingsError("initializationOptions must be an object.")
+        result = self
+        for key, value in options.items():
+            if key == "engine":
+                if not isinstance(value, dict):
+                    raise SettingsError("initializationOptions.engine must be an object.")
+                try:
+                    base = {f.name: getattr(result.engine, f.name) for f in fields(EngineConfig)}
+                    patch = EngineConfig.from_wire(value)
+                    given = {_snake(k) for k in value}
+                    base.update({k: getattr(patch, k) for k in given})
+                    result = replace(result, engine=EngineConfig(**base))
+                except (EngineConfigError, TypeError) as err:
+                    raise SettingsError(str(err)) from err
+            elif key == "completion":
+                if not isinstance(value, dict):
+                    raise SettingsError("initializationOptions.completion must be an object.")
+                names = {f.name for f in fields(CompletionSettings)}
+                patch2: dict[str, Any] = {}
+                for k, v in value.items():
+                    if _snake(k) not in names:
+                        raise SettingsError(f"Unknown completion setting '{k}'.")
+                    patch2[_snake(k)] = v
+                result = replace(result, completion=replace(result.completion, **patch2))
+            elif key == "logPrompts":
+                result = replace(result, log_prompts=bool(value))
+            else:
+                raise SettingsError(f"Unknown setting '{key}'.")
+        return result
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)

@@ -1,0 +1,119 @@
+"""Clean-up of streamed completion text: healing, where to stop, and text that repeats the suffix."""
+
+from __future__ import annotations
+
+from .prompt import Mode, Prompt
+
+MAX_LINES = 8
+"""Most lines a multi-line completion may hold."""
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_OPENERS = {v: k for k, v in _CLOSERS.items()}
+
+
+def strip_heal(raw: str, heal: str) -> str | None:
+    """`raw` without the healed text; None while `raw` is still inside it, '' on a mismatch."""
+    if raw.startswith(heal):
+        return raw[len(heal) :]
+    if heal.startswith(raw):
+        return None
+    return ""
+
+
+def _indent_of(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def cut(text: str, prompt: Prompt) -> tuple[str, bool]:
+    """Cut `text` (healing removed) where the completion should end; also say if it has ended."""
+    lines = text.split("\n")
+    if prompt.mode is Mode.SINGLE_LINE:
+        return lines[0], len(lines) > 1
+    base = len(prompt.indent)
+    kept: list[str] = [lines[0]]
+    has_text = bool(lines[0].strip())
+    for i, line in enumerate(lines[1:], start=1):
+        complete = i < len(lines) - 1
+        if not line.strip():
+            if has_text and complete:
+                return "\n".join(kept), True
+            kept.append(line)
+            continue
+        if complete or len(line) > len(_indent_of(line)):
+            width = len(_indent_of(line))
+            ended = width < base or (prompt.opens_block and width <= base and has_text)
+            if ended:
+                return "\n".join(kept).rstrip(" \t"), True
+        kept.append(line)
+        has_text = True
+        if sum(1 for k in kept if k.strip()) > MAX_LINES:
+            return "\n".join(kept[:-1]), True
+    return "\n".join(kept), False
+
+
+def unmatched_closers(text: str) -> int:
+    """How many closing brackets in `text` have no opener before them in `text`."""
+    depth: list[str] = []
+    unmatched = 0
+    for ch in text:
+        if ch in _OPENERS:
+            depth.append(ch)
+        elif ch in _CLOSERS:
+            if depth and depth[-1] == _CLOSERS[ch]:
+                depth.pop()
+            else:
+                unmatched += 1
+    return unmatched
+
+
+def trim_suffix_overlap(text: str, line_suffix: str) -> str:
+    """Drop the end of a one-line `text` that repeats what is already right of the cursor."""
+    right = line_suffix.strip()
+    if not right or not text:
+        return text
+    body = text.rstrip()
+    if len(right) > 1 and body.endswith(right) and body != right:
+        return body[: -len(right)].rstrip() if right[0] not in _CLOSERS else body[: -len(right)]
+    extra = unmatched_closers(body)
+    k = 0
+    while extra > 0 and k < len(right) and body.endswith(right[: k + 1]) and right[k] in _CLOSERS:
+        k += 1
+        extra -= 1
+    # body ends with the first k characters of `right`, all of them closers the body never opened
+    if k and body.endswith(right[:k]):
+        return body[:-k]
+    return text
+
+
+def drop_repeated_lines(text: str, next_lines: str) -> str:
+    """Drop trailing lines of a multi-line `text` that repeat the document's next lines."""
+    following = [ln.strip() for ln in next_lines.split("\n") if ln.strip()]
+    if not following:
+        return text
+    lines = text.split("\n")
+    while len(lines) > 1 and lines[-1].strip() and lines[-1].strip() in following[:1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def finish(raw: str, prompt: Prompt) -> str:
+    """The text to insert at the cursor, from the raw engine output; '' means nothing to show."""
+    text = strip_heal(raw, prompt.heal)
+    if not text:
+        return ""
+    text, _ = cut(text, prompt)
+    if prompt.mode is Mode.SINGLE_LINE:
+        text = trim_suffix_overlap(text, prompt.line_suffix)
+    else:
+        text = drop_repeated_lines(text, prompt.next_lines)
+    text = text.rstrip()
+    return text if text.strip() else ""
+
+
+def is_done(raw: str, prompt: Prompt) -> bool:
+    """True once the streamed `raw` text holds a whole completion, so the engine can stop."""
+    text = strip_heal(raw, prompt.heal)
+    if text is None:
+        return False
+    if text == "":
+        return raw != "" and not prompt.heal.startswith(raw)
+    return cut(text, prompt)[1]

@@ -1,0 +1,37 @@
+"""What a prompt is: token ids plus the rules that say where its completion ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """How much text a completion may hold."""
+
+    SINGLE_LINE = "single-line"
+    MULTI_LINE = "multi-line"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready for the engine, and the facts the clean-up needs."""
+
+    token_ids: tuple[int, ...]
+    """Ids sent to the engine."""
+    mode: Mode
+    """Single line (cursor mid-line or after a statement) or multi-line (a block to fill)."""
+    heal: str
+    """Text cut off the end of the prompt (token healing); the completion must start with it."""
+    max_tokens: int
+    """Generation limit for this prompt."""
+    indent: str
+    """Indentation of the cursor's line."""
+    opens_block: bool
+    """The text before the cursor ends with a block opener (':', '{', '(' or '[')."""
+    line_suffix: str
+    """Text right of the cursor on its line."""
+    next_lines: str
+    """A few lines after the cursor's line (to drop completions that repeat them)."""
+    prefix_chars: int
+    """Characters of document text the prompt holds (for logs and stats)."""

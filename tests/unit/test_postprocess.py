@@ -1,0 +1,141 @@
+"""Tables of clean-up cases: healing, stopping, suffix duplication, repeated lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from moe_lsp.prompts.postprocess import (
+    cut,
+    drop_repeated_lines,
+    finish,
+    is_done,
+    strip_heal,
+    trim_suffix_overlap,
+    unmatched_closers,
+)
+from moe_lsp.prompts.prompt import Mode, Prompt
+
+
+def prompt(
+    mode: Mode = Mode.SINGLE_LINE,
+    heal: str = "",
+    indent: str = "",
+    opens: bool = False,
+    line_suffix: str = "",
+    next_lines: str = "",
+) -> Prompt:
+    return Prompt((1,), mode, heal, 48, indent, opens, line_suffix, next_lines, 10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "heal", "expected"),
+    [
+        (" return x", " ", "return x"),
+        ("  ", "    ", None),  # still inside the healed text
+        ("foo", "fo", "o"),
+        ("bar", "fo", ""),  # the model went elsewhere: nothing usable
+        ("", "", ""),
+    ],
+)
+def test_strip_heal(raw: str, heal: str, expected: str | None) -> None:
+    assert strip_heal(raw, heal) == expected
+
+
+SINGLE = prompt()
+BODY = prompt(Mode.MULTI_LINE, indent="    ")
+AFTER_DEF = prompt(Mode.MULTI_LINE, opens=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "p", "expected", "ended"),
+    [
+        ("x + 1", SINGLE, "x + 1", False),
+        ("x + 1\nprint(x)", SINGLE, "x + 1", True),
+        ("\n", SINGLE, "", True),
+        # an indented body: stops at a blank line or a dedent
+        ("return a\n\ndef g():", BODY, "return a", True),
+        ("a = 1\n    b = 2\nprint(a)", BODY, "a = 1\n    b = 2", True),
+        ("a = 1\n    b = 2\n", BODY, "a = 1\n    b = 2\n", False),
+        # after `def f():` the body is indented; a line back at the def's level ends it
+        ("\n    return 1\ndef g():", AFTER_DEF, "\n    return 1", True),
+        ("\n    if x:\n        y()\n    z()", AFTER_DEF, "\n    if x:\n        y()\n    z()", False),
+        ("\n    return 1\n\n", AFTER_DEF, "\n    return 1", True),
+    ],
+)
+def test_cut(text: str, p: Prompt, expected: str, ended: bool) -> None:
+    assert cut(text, p) == (expected, ended)
+
+
+def test_cut_bounds_lines() -> None:
+    text = "\n".join(f"    x{i} = {i}" for i in range(20)).lstrip()
+    out, ended = cut(text, BODY)
+    assert ended
+    assert len(out.split("\n")) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [("f(x)", 0), ("x)", 1), ("a, b))", 2), ("[1, 2]]", 1), ("(]", 1), ("", 0)],
+)
+def test_unmatched_closers(text: str, n: int) -> None:
+    assert unmatched_closers(text) == n
+
+
+@pytest.mark.parametrize(
+    ("text", "line_suffix", "expected"),
+    [
+        ("a, b)", ")", "a, b"),  # duplicated closing bracket
+        ("foo()", ")", "foo()"),  # balanced: the ) belongs to the completion
+        ("x, y))", "))", "x, y"),
+        ("1, 2]", "]", "1, 2"),
+        ("name) + 1", ") + 1", "name"),  # the model re-typed the rest of the line
+        ("value", ")", "value"),
+        ("x", "", "x"),
+        ("len(items)", "", "len(items)"),
+    ],
+)
+def test_trim_suffix_overlap(text: str, line_suffix: str, expected: str) -> None:
+    assert trim_suffix_overlap(text, line_suffix) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "next_lines", "expected"),
+    [
+        ("a = 1\nreturn a", "return a", "a = 1"),
+        ("a = 1\nb = 2", "return a", "a = 1\nb = 2"),
+        ("return a", "return a", "return a"),  # a single line is kept
+    ],
+)
+def test_drop_repeated_lines(text: str, next_lines: str, expected: str) -> None:
+    assert drop_repeated_lines(text, next_lines) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "p", "expected"),
+    [
+        ("    return a + b\n", prompt(heal="    "), "return a + b"),
+        (" b)\n", prompt(line_suffix=")"), " b"),
+        ("   \n", SINGLE, ""),  # whitespace only
+        ("\n    return x\n\n", AFTER_DEF, "\n    return x"),
+        ("zzz", prompt(heal="ab"), ""),
+        ("x = 1   ", SINGLE, "x = 1"),
+    ],
+)
+def test_finish(raw: str, p: Prompt, expected: str) -> None:
+    assert finish(raw, p) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "p", "done"),
+    [
+        ("    ret", prompt(heal="    "), False),
+        ("  ", prompt(heal="    "), False),
+        ("x + 1\n", SINGLE, True),
+        ("x + 1", SINGLE, False),
+        ("other", prompt(heal="ab"), True),  # mismatch: stop at once
+        ("\n    return 1\n", AFTER_DEF, False),
+        ("\n    return 1\ndef", AFTER_DEF, True),
+    ],
+)
+def test_is_done(raw: str, p: Prompt, done: bool) -> None:
+    assert is_done(raw, p) is done
