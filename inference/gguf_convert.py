@@ -168,7 +168,8 @@ def iter_llama_tensors(
             raise GGUFConvertError(
                 f"cannot dequantize {tensor.name} of type {tensor.tensor_type.name}"
             ) from exc
-        values = np.ascontiguousarray(values, dtype=np.float32).reshape(shape)
+        # np.array copies: F32 tensors are read-only views of the memory-mapped file.
+        values = np.array(values, dtype=np.float32).reshape(shape)
         hf_name = gguf_to_hf_name(tensor.name)
         if hf_name.endswith("self_attn.q_proj.weight"):
             values = unpermute_qk(values, n_head)
@@ -264,7 +265,9 @@ def build_tokenizer(model: GGUFModel) -> Tokenizer:
     """A `tokenizers` byte-level BPE tokenizer equal to the GGUF's gpt2-style vocabulary."""
     kind = model.meta("tokenizer.ggml.model")
     if kind != "gpt2":
-        raise GGUFConvertError(f"only gpt2 (byte-level BPE) GGUF tokenizers are supported, not {kind}")
+        raise GGUFConvertError(
+            f"only gpt2 (byte-level BPE) GGUF tokenizers are supported, not {kind}"
+        )
     tokens: list[str] = model.require("tokenizer.ggml.tokens")
     merges_raw: list[str] = model.require("tokenizer.ggml.merges")
     types: list[int] = model.meta("tokenizer.ggml.token_type") or [1] * len(tokens)
@@ -302,9 +305,7 @@ def build_tokenizer(model: GGUFModel) -> Tokenizer:
     added: list[AddedToken] = []
     for tok, kind_id in zip(tokens, types, strict=False):
         if kind_id in (_TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED):
-            added.append(
-                AddedToken(tok, special=kind_id == _TOKEN_TYPE_CONTROL, normalized=False)
-            )
+            added.append(AddedToken(tok, special=kind_id == _TOKEN_TYPE_CONTROL, normalized=False))
     tokenizer.add_special_tokens([t for t in added if t.special])
     tokenizer.add_tokens([t for t in added if not t.special])
     return tokenizer

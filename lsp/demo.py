@@ -96,6 +96,12 @@ async def _demo(args: argparse.Namespace) -> int:
         print(f"[server] {state}: {message}", file=sys.stderr, flush=True)
         client.status.put_nowait({"state": state, "message": message})
 
+    @client.feature(lsp.PROGRESS)
+    def _progress(params: lsp.ProgressParams) -> None:
+        value = params.value if isinstance(params.value, dict) else {}
+        if value.get("message"):
+            print(f"[progress] {value['message']}", file=sys.stderr, flush=True)
+
     @client.feature(lsp.WINDOW_SHOW_MESSAGE)
     def _show(params: lsp.ShowMessageParams) -> None:
         print(f"[server] {params.message}", file=sys.stderr, flush=True)

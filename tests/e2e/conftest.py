@@ -1,0 +1,57 @@
+"""End-to-end fixtures: the real server over stdio, spoken to by pytest-lsp clients, real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import pytest_lsp
+from lsprotocol import types as lsp
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER = [sys.executable, "-m", "moe_lsp.lsp.cli", "serve", "--kv-cache-gib", "1"]
+READY_TIMEOUT = 900.0
+
+
+async def stats(client: LanguageClient) -> Any:
+    """The server's moe/stats answer."""
+    return await client.protocol.send_request_async("moe/stats", {})
+
+
+async def wait_ready(client: LanguageClient, timeout: float = READY_TIMEOUT) -> Any:
+    """Poll moe/stats until the engine is ready; fail with the server's message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = await stats(client)
+        if s.state == "ready":
+            return s
+        if s.state == "failed":
+            raise AssertionError(f"engine failed to start: {s.message}")
+        await asyncio.sleep(0.5)
+    raise AssertionError("engine not ready in time")
+
+
+async def start(client: LanguageClient, spec: str) -> None:
+    await client.initialize_session(
+        lsp.InitializeParams(capabilities=client_capabilities(spec))
+    )
+    await wait_ready(client)
+
+
+@pytest_lsp.fixture(scope="session", config=ClientServerConfig(server_command=SERVER))
+async def vscode(lsp_client: LanguageClient):
+    """A server whose client speaks as VS Code (UTF-16 positions only)."""
+    await start(lsp_client, "visual-studio-code")
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(scope="session", config=ClientServerConfig(server_command=SERVER))
+async def neovim(lsp_client: LanguageClient):
+    """A second server whose client speaks as Neovim 0.11 (offers UTF-8 positions first)."""
+    await start(lsp_client, "neovim")
+    yield
+    if not getattr(lsp_client, "moe_shut_down", False):
+        await lsp_client.shutdown_session()
