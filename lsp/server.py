@@ -167,7 +167,8 @@ def create_server(
 
     @server.feature(lsp.INITIALIZE)
     def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
-        ls.documents.encoding = PositionEncoding(str(ls.workspace.position_encoding or "utf-16"))
+        chosen = ls.workspace.position_encoding or lsp.PositionEncodingKind.Utf16
+        ls.documents.encoding = PositionEncoding(getattr(chosen, "value", chosen))
         window = params.capabilities.window
         ls._progress_supported = bool(window and window.work_done_progress)
         try:
