@@ -1,4 +1,4 @@
-"""Typed engine configuration, its defaults, and the checks that turn bad values into one clear message."""
+"""Typed engine configuration, its defaults, and checks that turn bad values into one message."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class EngineConfig:
     kv_cache_gib: float = 1.0
     """Memory reserved for the KV cache, in GiB (CPU RAM or GPU memory)."""
     block_size: int | None = None
-    """KV cache block size in tokens; None picks 32 on CPU (finer prefix reuse), vLLM's default on GPU."""
+    """KV cache block size in tokens; None: 32 on CPU (finer prefix reuse), vLLM's on GPU."""
     max_num_seqs: int = 16
     """Most requests batched together."""
     enforce_eager: bool | None = None
@@ -42,7 +42,7 @@ class EngineConfig:
     distributed_executor_backend: str | None = None
     """'mp' or 'ray' (for several nodes); None lets vLLM choose."""
     speculative_config: dict[str, Any] | None = None
-    """vLLM speculative decoding settings, e.g. {"method": "ngram", "num_speculative_tokens": 4}."""
+    """vLLM speculative decoding, e.g. {"method": "ngram", "num_speculative_tokens": 4}."""
     gpu_memory_utilization: float | None = None
     """Share of GPU memory vLLM may use; None keeps vLLM's default."""
     trust_remote_code: bool = False
@@ -52,7 +52,7 @@ class EngineConfig:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any] | None) -> EngineConfig:
-        """Build from camelCase (or snake_case) keys, rejecting unknown ones with a clear message."""
+        """Build from camelCase (or snake_case) keys; unknown keys raise EngineConfigError."""
         if not data:
             return cls()
         names = {f.name for f in fields(cls)}
@@ -89,9 +89,7 @@ def _weights_bytes(folder: Path) -> int:
 def validate(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> None:
     """Raise EngineConfigError with one sentence if `config` cannot work on this machine."""
     if config.dtype not in DTYPES:
-        raise EngineConfigError(
-            f"Unknown dtype '{config.dtype}'; use one of: {', '.join(DTYPES)}."
-        )
+        raise EngineConfigError(f"Unknown dtype '{config.dtype}'; use one of: {', '.join(DTYPES)}.")
     if config.max_model_len < 256:
         raise EngineConfigError("maxModelLen must be at least 256 tokens.")
     if config.kv_cache_gib <= 0:

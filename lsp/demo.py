@@ -1,4 +1,4 @@
-"""`moe-lsp complete`: an editor in miniature — starts the server, opens a file, asks for ghost text."""
+"""`moe-lsp complete`: an editor in miniature that starts the server and asks for ghost text."""
 
 from __future__ import annotations
 
@@ -58,9 +58,7 @@ class DemoClient(LanguageClient):
         self._server = proc
         self._async_tasks.append(
             asyncio.create_task(
-                run_async(
-                    stop_event=self._stop_event, reader=proc.stdout, protocol=self.protocol
-                )
+                run_async(stop_event=self._stop_event, reader=proc.stdout, protocol=self.protocol)
             )
         )
 
@@ -81,7 +79,7 @@ async def _demo(args: argparse.Namespace) -> int:
     for flag in ("model", "dtype", "max_model_len", "kv_cache_gib", "block_size"):
         if (value := getattr(args, flag, None)) is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
-    stderr = open(args.server_log, "ab") if args.server_log else subprocess.DEVNULL  # noqa: SIM115
+    stderr = open(args.server_log, "ab") if args.server_log else subprocess.DEVNULL
 
     client = DemoClient()
 
@@ -155,10 +153,15 @@ async def _demo(args: argparse.Namespace) -> int:
         ghost = items[0].insert_text if items else ""
         ghost_text = ghost if isinstance(ghost, str) else ghost.value
         print(f"--- {path.name}:{args.line}:{column} ({language}) ---", file=sys.stderr)
-        print(line_text[: column - 1] + "\x1b[2m" + ghost_text + "\x1b[0m" if sys.stdout.isatty()
-              else ghost_text)
+        print(
+            line_text[: column - 1] + "\x1b[2m" + ghost_text + "\x1b[0m"
+            if sys.stdout.isatty()
+            else ghost_text
+        )
         print("---", file=sys.stderr)
-        print(f"engine ready:      {t_ready - t0:6.1f} s (server start + model load)", file=sys.stderr)
+        print(
+            f"engine ready:      {t_ready - t0:6.1f} s (server start + model load)", file=sys.stderr
+        )
         for label, (total, last) in zip(("first", "warm"), timings, strict=False):
             ttft = last.get("firstTokenMs")
             ttft_s = "-" if ttft is None else f"{ttft:.0f} ms"
@@ -186,7 +189,11 @@ def _last(stats: Any) -> dict[str, Any]:
         last = stats.get("last")
     if last is None:
         return {}
-    return last if isinstance(last, dict) else {k: getattr(last, k) for k in dir(last) if not k.startswith("_")}
+    return (
+        last
+        if isinstance(last, dict)
+        else {k: getattr(last, k) for k in dir(last) if not k.startswith("_")}
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:

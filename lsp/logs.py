@@ -11,7 +11,9 @@ from typing import BinaryIO
 def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     """Send the root logger to stderr or `log_file`, with timestamps."""
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(log_file, encoding="utf-8")
+        if log_file
+        else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -22,7 +24,7 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
 
 
 def protect_stdout() -> BinaryIO:
-    """Keep the real stdout for LSP messages only; point fd 1 (also in child processes) at stderr."""
+    """Keep the real stdout for LSP messages; point fd 1 (and child processes') at stderr."""
     lsp_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr

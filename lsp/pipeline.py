@@ -1,4 +1,4 @@
-"""One completion from a document snapshot: prompt, engine stream, syntax-free early stop, clean-up."""
+"""One completion from a document snapshot: prompt, engine stream, early stop, clean-up."""
 
 from __future__ import annotations
 

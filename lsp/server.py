@@ -1,4 +1,4 @@
-"""The language server: one thin handler per LSP method, over the document store, engine host and pipeline."""
+"""The language server: one thin handler per LSP method over documents, engine host, pipeline."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class MoeLanguageServer(LanguageServer):
 
     # -- engine status -> client ---------------------------------------------------------------
     def _on_engine_status(self, state: EngineState, message: str) -> None:
-        """Report engine state as work-done progress, a status notification and, on failure, a message."""
+        """Report engine state as progress, a status notification and, on failure, a message."""
         try:
             self.protocol.notify(STATUS_NOTIFICATION, {"state": str(state), "message": message})
         except Exception:
@@ -63,18 +63,14 @@ class MoeLanguageServer(LanguageServer):
         token = self._progress_token
         if token is not None and token in self.work_done_progress.tokens:
             if state is EngineState.LOADING:
-                self.work_done_progress.report(
-                    token, lsp.WorkDoneProgressReport(message=message)
-                )
+                self.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=message))
             else:
                 self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=message))
                 self._progress_token = None
         if state is EngineState.FAILED and not self._announced_failure:
             self._announced_failure = True
             self.window_show_message(
-                lsp.ShowMessageParams(
-                    type=lsp.MessageType.Error, message=f"moe-lsp: {message}"
-                )
+                lsp.ShowMessageParams(type=lsp.MessageType.Error, message=f"moe-lsp: {message}")
             )
 
     async def start_engine(self) -> None:

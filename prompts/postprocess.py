@@ -1,4 +1,4 @@
-"""Clean-up of streamed completion text: healing, where to stop, and text that repeats the suffix."""
+"""Clean-up of streamed completion text: healing, where to stop, text that repeats the suffix."""
 
 from __future__ import annotations
 

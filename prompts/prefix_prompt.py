@@ -1,4 +1,4 @@
-"""The prefix-only prompt: text before the cursor within a token budget, healed at the last token."""
+"""The prefix-only prompt: text before the cursor within a token budget, healed at the end."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def current_line_prefix(prefix: str) -> str:
 
 
 def decide_mode(line_prefix: str, line_suffix: str) -> tuple[Mode, bool]:
-    """Single line when text is right of the cursor or the line holds a statement; else multi-line."""
+    """Single line when text is right of the cursor or the line holds a statement, else multi."""
     opens = line_prefix.rstrip().endswith(_BLOCK_OPENERS)
     if line_suffix.strip():
         return Mode.SINGLE_LINE, opens
@@ -39,7 +39,7 @@ def decide_mode(line_prefix: str, line_suffix: str) -> tuple[Mode, bool]:
 
 
 def window_start(prefix: str, tok: Tokenizer, budget: int) -> int:
-    """Offset where the prompt window starts: a line start, with at most `budget` tokens after it."""
+    """Where the prompt window starts: a line start with at most `budget` tokens after it."""
     start = max(0, len(prefix) - budget * MAX_CHARS_PER_TOKEN)
     if start > 0:
         nl = prefix.find("\n", start)
@@ -72,6 +72,18 @@ def heal(ids: list[int], text: str, tok: Tokenizer) -> tuple[list[int], str]:
     return ids, ""
 
 
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _previous_code_line(text: str) -> str:
+    """The last line of `text` that holds more than whitespace ('' if none)."""
+    for line in reversed(re.split(r"\r\n|\r|\n", text[-4096:])):
+        if line.strip():
+            return line
+    return ""
+
+
 def build_prefix_prompt(
     prefix: str,
     suffix: str,
@@ -89,7 +101,13 @@ def build_prefix_prompt(
     window = prefix[start:]
     ids, healed = heal(tok.encode(window), window, tok)
     next_lines = "\n".join(re.split(r"\r\n|\r|\n", after)[:NEXT_LINES])
-    indent = line_prefix[: len(line_prefix) - len(line_prefix.lstrip(" \t"))]
+    indent = _indent(line_prefix)
+    if not line_prefix.strip():
+        previous = _previous_code_line(prefix[: len(prefix) - len(line_prefix)])
+        if previous.rstrip().endswith(_BLOCK_OPENERS):
+            # A blank line under a block opener: the block ends where a line goes back to
+            # the opener's indentation.
+            opens, indent = True, _indent(previous)
     return Prompt(
         token_ids=tuple(ids),
         mode=mode,

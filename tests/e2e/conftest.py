@@ -34,9 +34,7 @@ async def wait_ready(client: LanguageClient, timeout: float = READY_TIMEOUT) -> 
 
 
 async def start(client: LanguageClient, spec: str) -> None:
-    await client.initialize_session(
-        lsp.InitializeParams(capabilities=client_capabilities(spec))
-    )
+    await client.initialize_session(lsp.InitializeParams(capabilities=client_capabilities(spec)))
     await wait_ready(client)
 
 

@@ -66,8 +66,13 @@ CASES = [
     # (document, line, character, what the completion must hold)
     ("def add(a, b):\n    return a", 1, 12, "b"),
     ("import os\n\n\ndef list_python_files(folder):\n    ", 4, 4, "os."),
-    ("class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
-     "        self.items.", 5, 19, "append"),
+    (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n        self.items.",
+        5,
+        19,
+        "append",
+    ),
 ]
 
 
@@ -107,17 +112,19 @@ async def test_cancel_aborts_the_engine_request(vscode: LanguageClient) -> None:
     uri = open_doc(vscode, text, "cancel.py")
     before = (await stats(vscode)).counts.cancelled
     msg_id = f"cancel-{uuid.uuid4().hex[:6]}"
-    fut = asyncio.ensure_future(vscode.protocol.send_request_async(
-        lsp.TEXT_DOCUMENT_INLINE_COMPLETION,
-        lsp.InlineCompletionParams(
-            text_document=lsp.TextDocumentIdentifier(uri=uri),
-            position=lsp.Position(line=1, character=4),
-            context=lsp.InlineCompletionContext(
-                trigger_kind=lsp.InlineCompletionTriggerKind.Automatic
+    fut = asyncio.ensure_future(
+        vscode.protocol.send_request_async(
+            lsp.TEXT_DOCUMENT_INLINE_COMPLETION,
+            lsp.InlineCompletionParams(
+                text_document=lsp.TextDocumentIdentifier(uri=uri),
+                position=lsp.Position(line=1, character=4),
+                context=lsp.InlineCompletionContext(
+                    trigger_kind=lsp.InlineCompletionTriggerKind.Automatic
+                ),
             ),
-        ),
-        msg_id=msg_id,
-    ))
+            msg_id=msg_id,
+        )
+    )
     # Cancel once the engine is generating for this request.
     for _ in range(500):
         if (await stats(vscode)).engine.running > 0:
@@ -187,6 +194,6 @@ async def test_zz_shutdown_leaves_no_process(neovim: LanguageClient) -> None:
     assert children, "the engine should run child processes"
     await neovim.shutdown_session()
     neovim.moe_shut_down = True
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     assert neovim._server.returncode == 0

@@ -6,6 +6,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from moe_lsp.lsp.documents import (
     MAX_DOCUMENT_BYTES,
     MAX_OPEN_DOCUMENTS,

@@ -58,7 +58,12 @@ AFTER_DEF = prompt(Mode.MULTI_LINE, opens=True)
         ("a = 1\n    b = 2\n", BODY, "a = 1\n    b = 2\n", False),
         # after `def f():` the body is indented; a line back at the def's level ends it
         ("\n    return 1\ndef g():", AFTER_DEF, "\n    return 1", True),
-        ("\n    if x:\n        y()\n    z()", AFTER_DEF, "\n    if x:\n        y()\n    z()", False),
+        (
+            "\n    if x:\n        y()\n    z()",
+            AFTER_DEF,
+            "\n    if x:\n        y()\n    z()",
+            False,
+        ),
         ("\n    return 1\n\n", AFTER_DEF, "\n    return 1", True),
     ],
 )

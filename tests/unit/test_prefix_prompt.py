@@ -92,9 +92,7 @@ def test_window_one_huge_line_is_cut(tok) -> None:
         ("x = [1, 2", "]\r\ny = 3", Mode.SINGLE_LINE, "2", "]", "y = 3"),
     ],
 )
-def test_build_prefix_prompt(
-    tok, prefix, suffix, mode, heal_text, line_suffix, next_lines
-) -> None:
+def test_build_prefix_prompt(tok, prefix, suffix, mode, heal_text, line_suffix, next_lines) -> None:
     p = build_prefix_prompt(prefix, suffix, tok, budget=200)
     assert p.mode is mode
     assert p.heal == heal_text

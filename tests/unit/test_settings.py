@@ -1,0 +1,124 @@
+"""Tables of cases for settings and engine configuration: wire names, defaults, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moe_lsp.inference.config import EngineConfig, validate
+from moe_lsp.inference.errors import EngineConfigError
+from moe_lsp.inference.vllm_engine import build_engine_args
+from moe_lsp.lsp.settings import ServerSettings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("options", "check"),
+    [
+        (None, lambda s: s == ServerSettings()),
+        ({"engine": {"kvCacheGib": 2}}, lambda s: s.engine.kv_cache_gib == 2),
+        ({"engine": {"maxModelLen": 2048}}, lambda s: s.engine.max_model_len == 2048),
+        (
+            {"engine": {"tensorParallelSize": 2, "enableExpertParallel": True}},
+            lambda s: s.engine.tensor_parallel_size == 2 and s.engine.enable_expert_parallel,
+        ),
+        ({"completion": {"promptBudget": 512}}, lambda s: s.completion.prompt_budget == 512),
+        ({"logPrompts": True}, lambda s: s.log_prompts),
+    ],
+)
+def test_merged(options, check) -> None:
+    assert check(ServerSettings().merged(options))
+
+
+def test_merge_keeps_earlier_engine_values() -> None:
+    s = ServerSettings().merged({"engine": {"model": "/m", "dtype": "float32"}})
+    s = s.merged({"engine": {"kvCacheGib": 3}})
+    assert (s.engine.model, s.engine.dtype, s.engine.kv_cache_gib) == ("/m", "float32", 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"engine": {"kvCache": 1}}, "Unknown engine setting 'kvCache'"),
+        ({"engine": 3}, "engine must be an object"),
+        ({"completion": {"budget": 1}}, "Unknown completion setting 'budget'"),
+        ({"colour": "blue"}, "Unknown setting 'colour'"),
+        ([1, 2], "must be an object"),
+    ],
+)
+def test_merged_errors(options, message) -> None:
+    with pytest.raises(SettingsError, match=message):
+        ServerSettings().merged(options)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    (tmp_path / "config.json").write_text("{}")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (EngineConfig(dtype="int3"), "Unknown dtype 'int3'"),
+        (EngineConfig(max_model_len=10), "at least 256"),
+        (EngineConfig(kv_cache_gib=0), "positive"),
+        (EngineConfig(block_size=33), "multiple of 16"),
+        (EngineConfig(tensor_parallel_size=0), "at least 1"),
+        (EngineConfig(kv_cache_gib=100_000), "Not enough memory"),
+    ],
+)
+def test_validate_errors(model_dir: Path, config: EngineConfig, message: str) -> None:
+    with pytest.raises(EngineConfigError, match=message):
+        validate(config, str(model_dir), on_cpu=True)
+
+
+def test_validate_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(EngineConfigError, match="does not exist; run `moe-lsp model prepare`"):
+        validate(EngineConfig(), str(tmp_path / "nope"), on_cpu=True)
+
+
+def test_validate_folder_without_config(tmp_path: Path) -> None:
+    with pytest.raises(EngineConfigError, match="no config.json"):
+        validate(EngineConfig(), str(tmp_path), on_cpu=True)
+
+
+def test_validate_ok(model_dir: Path) -> None:
+    validate(EngineConfig(), str(model_dir), on_cpu=True)
+
+
+@pytest.mark.parametrize(
+    ("config", "on_cpu", "expected"),
+    [
+        (
+            EngineConfig(),
+            True,
+            {"block_size": 32, "enforce_eager": True, "enable_prefix_caching": True},
+        ),
+        (EngineConfig(), False, {"enforce_eager": False, "kv_cache_memory_bytes": 1024**3}),
+        (EngineConfig(gpu_memory_utilization=0.8), False, {"gpu_memory_utilization": 0.8}),
+        (
+            EngineConfig(tensor_parallel_size=4, enable_expert_parallel=True),
+            False,
+            {"tensor_parallel_size": 4, "enable_expert_parallel": True},
+        ),
+        (
+            EngineConfig(distributed_executor_backend="ray", pipeline_parallel_size=2),
+            False,
+            {"distributed_executor_backend": "ray", "pipeline_parallel_size": 2},
+        ),
+        (
+            EngineConfig(speculative_config={"method": "ngram", "num_speculative_tokens": 4}),
+            False,
+            {"speculative_config": {"method": "ngram", "num_speculative_tokens": 4}},
+        ),
+        (EngineConfig(block_size=64), True, {"block_size": 64}),
+    ],
+)
+def test_build_engine_args(config: EngineConfig, on_cpu: bool, expected: dict) -> None:
+    args = build_engine_args(config, "/m", on_cpu=on_cpu)
+    assert args["model"] == "/m"
+    for key, value in expected.items():
+        assert args[key] == value
+    if not on_cpu:
+        assert "block_size" not in args or config.block_size
