@@ -74,12 +74,12 @@ def test_validate_errors(model_dir: Path, config: EngineConfig, message: str) ->
 
 
 def test_validate_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(EngineConfigError, match="does not exist; run `moe-lsp model prepare`"):
+    with pytest.raises(EngineConfigError, match=r"does not exist; run `moe-lsp model prepare`"):
         validate(EngineConfig(), str(tmp_path / "nope"), on_cpu=True)
 
 
 def test_validate_folder_without_config(tmp_path: Path) -> None:
-    with pytest.raises(EngineConfigError, match="no config.json"):
+    with pytest.raises(EngineConfigError, match=r"no config\.json"):
         validate(EngineConfig(), str(tmp_path), on_cpu=True)
 
 
