@@ -19,6 +19,7 @@ from . import __version__
 from .documents import DocumentStore, PositionEncoding, Snapshot
 from .engine_host import EngineFactory, EngineHost, default_factory
 from .pipeline import Outcome, complete
+from .protocol import MoeProtocol
 from .settings import ServerSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class MoeLanguageServer(LanguageServer):
     def __init__(
         self, settings: ServerSettings | None = None, factory: EngineFactory = default_factory
     ) -> None:
-        super().__init__("moe-lsp", __version__)
+        super().__init__("moe-lsp", __version__, protocol_cls=MoeProtocol)
         self.settings = settings or ServerSettings()
         self.documents = DocumentStore()
         self.host = EngineHost(self._on_engine_status, factory)

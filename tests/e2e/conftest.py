@@ -49,7 +49,29 @@ async def vscode(lsp_client: LanguageClient):
 @pytest_lsp.fixture(scope="session", config=ClientServerConfig(server_command=SERVER))
 async def neovim(lsp_client: LanguageClient):
     """A second server whose client speaks as Neovim 0.11 (offers UTF-8 positions first)."""
-    await start(lsp_client, "neovim")
+    await lsp_client.initialize_session(
+        lsp.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    # Ask at once, while the model is loading: the answer is empty and does not wait for it.
+    uri = "file:///work/early.py"
+    lsp_client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text="def f():\n    "
+            )
+        )
+    )
+    result = await lsp_client.text_document_inline_completion_async(
+        lsp.InlineCompletionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            position=lsp.Position(line=1, character=4),
+            context=lsp.InlineCompletionContext(
+                trigger_kind=lsp.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    lsp_client.moe_early = (result, (await stats(lsp_client)).state)
+    await wait_ready(lsp_client)
     yield
     if not getattr(lsp_client, "moe_shut_down", False):
         await lsp_client.shutdown_session()

@@ -188,6 +188,21 @@ async def test_encodings_agree(vscode: LanguageClient, neovim: LanguageClient) -
     assert got[0] == got[1]
 
 
+async def test_loading_is_reported_as_progress(vscode: LanguageClient) -> None:
+    reports = [r for rs in vscode.progress_reports.values() for r in rs]
+    begins = [r for r in reports if isinstance(r, lsp.WorkDoneProgressBegin)]
+    ends = [r for r in reports if isinstance(r, lsp.WorkDoneProgressEnd)]
+    assert any(b.message == "Loading model ..." for b in begins)
+    assert any(e.message and e.message.startswith("Model ready") for e in ends)
+
+
+async def test_requests_before_ready_get_an_empty_answer(neovim: LanguageClient) -> None:
+    result, state_after = neovim.moe_early
+    assert state_after == "loading"
+    assert isinstance(result, lsp.InlineCompletionList)
+    assert len(result.items) == 0
+
+
 async def test_zz_shutdown_leaves_no_process(neovim: LanguageClient) -> None:
     server = psutil.Process(neovim._server.pid)
     children = server.children(recursive=True)

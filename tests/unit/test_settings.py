@@ -122,3 +122,23 @@ def test_build_engine_args(config: EngineConfig, on_cpu: bool, expected: dict) -
         assert args[key] == value
     if not on_cpu:
         assert "block_size" not in args or config.block_size
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (-32603, "ValueError: /home/me/secret.py line 3", "moe-lsp hit an internal error"),
+        (-32602, "Invalid params\n  File /x.py", "Invalid params"),
+        (-32800, "Request with id 3 is canceled", "Request with id 3 is canceled"),
+    ],
+)
+def test_client_safe_errors(code: int, message: str, expected: str) -> None:
+    from lsprotocol.types import ResponseError
+
+    from moe_lsp.lsp.protocol import client_safe
+
+    out = client_safe(ResponseError(code=code, message=message, data={"traceback": ["..."]}))
+    assert out.code == code
+    assert out.message.startswith(expected)
+    assert out.data is None
+    assert "/home/me" not in out.message
