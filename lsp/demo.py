@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from lsprotocol import types as lsp
 from pygls.client import run_async
 from pygls.lsp.client import LanguageClient
@@ -106,6 +107,9 @@ async def _demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     await client.start_server(cmd, stderr)
+    assert client._server is not None
+    peak = _PeakMemory(client._server.pid)
+    sampler = asyncio.create_task(peak.run())
     try:
         await client.initialize_async(
             lsp.InitializeParams(
@@ -170,8 +174,13 @@ async def _demo(args: argparse.Namespace) -> int:
                 f"{last.get('tokens', 0)} tokens",
                 file=sys.stderr,
             )
+        print(
+            f"peak memory:       {peak.peak / 2**30:6.2f} GiB PSS (server + engine processes)",
+            file=sys.stderr,
+        )
         return 0 if ghost_text else 3
     finally:
+        sampler.cancel()
         try:
             await asyncio.wait_for(client.shutdown_async(None), 60)
             client.exit(None)
@@ -181,6 +190,33 @@ async def _demo(args: argparse.Namespace) -> int:
                 client._server.kill()
         if stderr is not subprocess.DEVNULL:
             stderr.close()
+
+
+class _PeakMemory:
+    """Samples the summed PSS (shared pages split fairly) of a process and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        total = 0
+        for p in procs:
+            try:
+                total += getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak = max(self.peak, total)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.to_thread(self.sample)
+            await asyncio.sleep(0.25)
 
 
 def _last(stats: Any) -> dict[str, Any]:
