@@ -389,6 +389,11 @@ def _prepare(
                 raise
             _write_manifest(model_dir, {**info, "source": source})
             _publish(model_dir, target)
+        except MemoryError as exc:
+            raise ModelPrepareError(
+                "Ran out of memory while preparing the model (about 2 GB of RAM are needed): "
+                "close other programs and retry."
+            ) from exc
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise ModelPrepareError(

@@ -68,13 +68,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_model_prepare(args: argparse.Namespace) -> int:
     """Prepare the default MoE model in the cache (once)."""
     from moe_lsp.inference.errors import InferenceError
-    from moe_lsp.inference.model_store import prepare_default_model
+    from moe_lsp.inference.model_store import ModelPrepareError, prepare_default_model
 
     try:
         path = prepare_default_model(
             Path(args.dir) if args.dir else None, experts=args.experts, force=args.force
         )
-    except InferenceError as err:
+    except (InferenceError, ModelPrepareError) as err:
         print(f"moe-lsp: {err}", file=sys.stderr)
         return 1
     print(path)

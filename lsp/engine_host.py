@@ -98,7 +98,7 @@ class EngineHost:
             engine = self._factory(config, model)
             self.engine = engine
             await asyncio.to_thread(engine.start)
-        except InferenceError as err:
+        except (InferenceError, _prepare_error()) as err:
             log.error("engine start failed: %s", err)
             self._set(EngineState.FAILED, str(err))
             return
@@ -130,6 +130,12 @@ class EngineHost:
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.shutdown()
+
+
+def _prepare_error() -> type[Exception]:
+    from moe_lsp.inference.model_store import ModelPrepareError
+
+    return ModelPrepareError
 
 
 def _short(model: str) -> str:
