@@ -364,6 +364,10 @@ def _prepare(
             source: dict[str, Any]
             if gguf is not None:
                 gguf_path = Path(gguf)
+                if not gguf_path.is_file():
+                    raise ModelPrepareError(
+                        f"The GGUF file {gguf_path} does not exist: pass an existing .gguf file."
+                    )
                 source = {"file": str(gguf_path)}
             else:
                 gguf_path = fetch_gguf(tmp / "_download", progress=progress)
@@ -379,12 +383,15 @@ def _prepare(
             except Exception as exc:
                 if isinstance(exc, OSError | ModelPrepareError):
                     raise
+                if "No space left" in str(exc) or "StorageFull" in str(exc):
+                    # safetensors reports a full disk as its own error type
+                    raise OSError(errno.ENOSPC, str(exc)) from exc
                 from .gguf_convert import GGUFConvertError
 
                 if isinstance(exc, GGUFConvertError):
                     raise ModelPrepareError(
-                        f"Cannot convert {gguf_path} ({exc}): unset {ENV_GGUF} to use the "
-                        "default SmolLM2-135M-Instruct GGUF."
+                        f"Cannot convert {gguf_path} ({exc}): use a llama-architecture GGUF "
+                        f"such as SmolLM2-135M-Instruct, or unset {ENV_GGUF}."
                     ) from exc
                 raise
             _write_manifest(model_dir, {**info, "source": source})

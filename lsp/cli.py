@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import create_server
 
     server = create_server(_settings_from(args))
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if args.tcp:
             server.start_tcp("127.0.0.1", args.tcp)
@@ -63,6 +65,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM ends the server like `exit` does, so the engine is stopped on the way out."""
+    raise SystemExit(1)
 
 
 def cmd_model_prepare(args: argparse.Namespace) -> int:

@@ -481,3 +481,22 @@ def test_low_disk_space_is_a_clear_error(monkeypatch, tmp_path, tiny_gguf):
     )
     with pytest.raises(model_store.ModelPrepareError, match="disk space"):
         model_store.prepare_default_model(tmp_path / "m", progress=False, gguf=tiny_gguf)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })"),
+    ],
+)
+def test_full_disk_while_writing_is_a_clear_error(monkeypatch, tmp_path, tiny_gguf, error):
+    from moe_lsp.inference import upcycle
+
+    def full(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(upcycle, "save_file", full)
+    with pytest.raises(model_store.ModelPrepareError, match="disk space"):
+        model_store.prepare_default_model(tmp_path / "m", progress=False, gguf=tiny_gguf)
+    assert [p.name for p in tmp_path.iterdir()] == [".m.lock"]
