@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -56,6 +58,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import create_server
 
     server = create_server(_settings_from(args))
+
+    def _exit_on_signal(signum: int, frame: object) -> None:
+        # pygls' stdin reader thread cannot be interrupted: stop the engine, then leave at once.
+        logging.getLogger(__name__).info("signal %d: stopping the engine", signum)
+        try:
+            server.host.shutdown_blocking()
+        finally:
+            logging.shutdown()
+            os._exit(1)
+
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if args.tcp:
@@ -65,11 +77,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
-
-
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """SIGTERM ends the server like `exit` does, so the engine is stopped on the way out."""
-    raise SystemExit(1)
 
 
 def cmd_model_prepare(args: argparse.Namespace) -> int:
