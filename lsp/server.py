@@ -130,8 +130,7 @@ class MoeLanguageServer(LanguageServer):
 
     def word_start(self, snap: Snapshot) -> lsp.Position:
         """Start of the identifier the cursor is in (where a completion-list edit begins)."""
-        word = _WORD_BEFORE.search(snap.prefix[-256:])
-        start = snap.offset - (len(word.group(0)) if word else 0)
+        start = snap.offset - len(word_before(snap))
         doc = self.documents.get(snap.uri)
         assert doc is not None
         line, char = doc.position_at(start, self.documents.encoding)
@@ -228,8 +227,7 @@ def create_server(
         if snap is None or outcome is None or not outcome.text:
             return lsp.CompletionList(is_incomplete=True, items=[])
         start = ls.word_start(snap)
-        typed = snap.text[snap.offset - _units_back(snap) : snap.offset]
-        new_text = typed + outcome.text
+        new_text = word_before(snap) + outcome.text
         first_line = new_text.strip().splitlines()[0] if new_text.strip() else new_text
         label = first_line if len(first_line) <= 60 else first_line[:57] + "..."
         item = lsp.CompletionItem(
@@ -261,6 +259,7 @@ def create_server(
     return server
 
 
-def _units_back(snap: Snapshot) -> int:
-    word = _WORD_BEFORE.search(snap.prefix[-256:])
-    return len(word.group(0)) if word else 0
+def word_before(snap: Snapshot) -> str:
+    """The part of an identifier left of the cursor ('' when the cursor is not in one)."""
+    word = _WORD_BEFORE.search(snap.text, max(0, snap.offset - 256), snap.offset)
+    return word.group(0) if word else ""
