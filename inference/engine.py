@@ -38,6 +38,8 @@ class Delta:
     """True on the last delta of the request."""
     finish_reason: str | None = None
     """'stop', 'length' or 'abort' on the last delta."""
+    cached_tokens: int | None = None
+    """Prompt tokens served from the prefix cache (reported once, on the first delta)."""
 
 
 class EngineState(StrEnum):
@@ -66,6 +68,8 @@ class EngineStats:
     aborted: int = 0
     failed: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens that hit the prefix cache."""
     generated_tokens: int = 0
     running: int = 0
     """Requests the engine itself still holds (not yet finished or aborted)."""

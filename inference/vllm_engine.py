@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,8 @@ class VllmEngine:
         self._stats = EngineStats()
         self._live: set[str] = set()
         self.tokenizer: Any = None
+        self.chat_template: Callable[[list[dict[str, str]]], str] | None = None
+        """Renders chat messages with the model's template (None when the model has none)."""
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,10 +99,12 @@ class VllmEngine:
             kwargs = build_engine_args(self.config, self.model_dir, on_cpu=on_cpu)
             log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "model"})
             self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+            hf_tok = self._llm.get_tokenizer()
             if (Path(self.model_dir) / "tokenizer.json").is_file():
                 self.tokenizer = FolderTokenizer.from_folder(self.model_dir)
             else:
-                self.tokenizer = _HfTokenizerAdapter(self._llm.get_tokenizer())
+                self.tokenizer = _HfTokenizerAdapter(hf_tok)
+            self.chat_template = _chat_template(hf_tok)
         except EngineConfigError as err:
             self._fail(str(err))
             raise
@@ -152,6 +156,7 @@ class VllmEngine:
         self._stats.prompt_tokens += len(prompt_ids)
         self._live.add(request_id)
         finished = False
+        first = True
         try:
             gen = llm.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params, request_id)
             async for out in gen:
@@ -159,7 +164,14 @@ class VllmEngine:
                 n = len(comp.token_ids)
                 self._stats.generated_tokens += n
                 finished = bool(out.finished)
-                yield Delta(comp.text, n, finished, comp.finish_reason if finished else None)
+                cached = None
+                if first:
+                    cached = int(out.num_cached_tokens or 0)
+                    self._stats.cached_prompt_tokens += cached
+                    first = False
+                yield Delta(
+                    comp.text, n, finished, comp.finish_reason if finished else None, cached
+                )
         except (asyncio.CancelledError, GeneratorExit):
             raise
         except Exception:
@@ -199,6 +211,7 @@ class VllmEngine:
             aborted=s.aborted,
             failed=s.failed,
             prompt_tokens=s.prompt_tokens,
+            cached_prompt_tokens=s.cached_prompt_tokens,
             generated_tokens=s.generated_tokens,
             running=int(running),
             load_seconds=s.load_seconds,
@@ -225,6 +238,19 @@ class _HfTokenizerAdapter:
     @property
     def special_tokens(self) -> list[str]:
         return list(getattr(self._tok, "all_special_tokens", []))
+
+
+def _chat_template(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:
+    """The tokenizer's chat template as a function of messages, or None if it has none."""
+    if not getattr(hf_tok, "chat_template", None):
+        return None
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(
+            hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        )
+
+    return render
 
 
 def _short_start_error(err: BaseException) -> str:

@@ -86,6 +86,7 @@ class EngineHost:
     def start(self, config: EngineConfig) -> asyncio.Task[None]:
         """Begin loading in the background; returns the loading task."""
         if self._task is None:
+            self.state = EngineState.LOADING
             self._task = asyncio.ensure_future(self._load(config))
         return self._task
 
