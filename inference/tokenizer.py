@@ -33,5 +33,8 @@ class FolderTokenizer:
 
     @property
     def special_tokens(self) -> list[str]:
-        """Contents of the added special tokens (used to pick a prompt profile)."""
-        return [t.content for t in self._tok.get_added_tokens_decoder().values() if t.special]
+        """Contents of every added token (used to pick a prompt profile).
+
+        Not only those flagged special: Qwen2.5-Coder's FIM tokens are added tokens with
+        `special: false`."""
+        return [t.content for t in self._tok.get_added_tokens_decoder().values()]

@@ -246,9 +246,7 @@ def _chat_template(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:
         return None
 
     def render(messages: list[dict[str, str]]) -> str:
-        return str(
-            hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        )
+        return str(hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
     return render
 

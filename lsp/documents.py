@@ -10,6 +10,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from moe_lsp.prompts.languages import LanguageSpec, language_for
+from moe_lsp.prompts.syntax import SyntaxTree
+
 log = logging.getLogger(__name__)
 
 MAX_OPEN_DOCUMENTS = 1000
@@ -149,6 +152,15 @@ class Document:
         self.version = version
         self._text = text
         self._index: LineIndex | None = None
+        self.spec: LanguageSpec = language_for(language_id, uri)
+        self.tree: SyntaxTree | None = self._parse(text)
+
+    def _parse(self, text: str) -> SyntaxTree | None:
+        try:
+            return SyntaxTree.create(self.spec, text)
+        except Exception:
+            log.exception("parsing %s failed; completing without a syntax tree", self.uri)
+            return None
 
     @property
     def text(self) -> str:
@@ -176,12 +188,19 @@ class Document:
         """Replace `range_or_none` (clamped; None = whole text) by `new_text`, set `version`."""
         if range_or_none is None:
             self._text = new_text
+            self.tree = self._parse(new_text)
         else:
             (start_line, start_char), (end_line, end_char) = range_or_none
             start = self.offset_at(start_line, start_char, enc)
             end = self.offset_at(end_line, end_char, enc)
             start, end = min(start, end), max(start, end)
             self._text = self._text[:start] + new_text + self._text[end:]
+            if self.tree is not None:
+                try:
+                    self.tree.apply_edit(start, end, new_text)
+                except Exception:
+                    log.exception("incremental parse of %s failed; re-parsing", self.uri)
+                    self.tree = self._parse(self._text)
         self._index = None
         self.version = version
 
@@ -258,6 +277,16 @@ class DocumentStore:
     def close(self, uri: str) -> bool:
         """Forget a document; False if it was not open."""
         return self._docs.pop(uri, None) is not None
+
+    def recent(self, limit: int, exclude: str = "") -> list[Document]:
+        """Up to `limit` open documents, most recently opened or changed first."""
+        out: list[Document] = []
+        for uri in reversed(self._docs):
+            if len(out) >= limit:
+                break
+            if uri != exclude:
+                out.append(self._docs[uri])
+        return out
 
     def get(self, uri: str) -> Document | None:
         return self._docs.get(uri)

@@ -1,4 +1,4 @@
-"""One completion from a document snapshot: prompt, engine stream, early stop, clean-up."""
+"""One completion from a request: context engine prompt, engine stream, early stop, clean-up."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from moe_lsp.inference.engine import Engine, Sampling
+from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build
 from moe_lsp.prompts.postprocess import finish, is_done
-from moe_lsp.prompts.prefix_prompt import build_prefix_prompt
+from moe_lsp.prompts.profiles import ChatTemplate, Profile
 from moe_lsp.prompts.prompt import Prompt
 from moe_lsp.prompts.tokens import Tokenizer
 
-from .documents import Snapshot
 from .settings import CompletionSettings
 
 log = logging.getLogger(__name__)
@@ -37,30 +37,42 @@ class Outcome:
     """The text to insert and how it was made."""
 
     text: str
-    prompt: Prompt
+    prompt: Prompt | None
+    """None when the cursor analysis decided there is nothing to complete."""
     timings: Timings
     finish_reason: str
+
+
+def budget_of(settings: CompletionSettings) -> Budget:
+    """The prompt budget the settings describe."""
+    return Budget(
+        total=settings.prompt_budget,
+        context_share=settings.context_share,
+        suffix_share=settings.suffix_share,
+        step_lines=settings.window_step_lines,
+        max_tokens_single=settings.max_tokens_single,
+        max_tokens_multi=settings.max_tokens_multi,
+    )
 
 
 async def complete(
     engine: Engine,
     tokenizer: Tokenizer,
-    snap: Snapshot,
+    request: Request,
     settings: CompletionSettings,
+    profile: Profile,
     *,
+    chat_template: ChatTemplate | None = None,
     log_prompts: bool = False,
 ) -> Outcome:
     """Run one completion; cancelling the calling task aborts the engine request."""
     t0 = time.perf_counter()
-    prompt = build_prefix_prompt(
-        snap.prefix,
-        snap.suffix,
-        tokenizer,
-        budget=settings.prompt_budget,
-        max_tokens_single=settings.max_tokens_single,
-        max_tokens_multi=settings.max_tokens_multi,
-    )
+    built = build(request, tokenizer, profile, budget_of(settings), chat_template=chat_template)
     t_prompt = time.perf_counter()
+    if isinstance(built, NoCompletion):
+        log.debug("no completion: %s", built.reason)
+        return Outcome("", None, _timings(t0, t_prompt, None, 0, None), "none: " + built.reason)
+    prompt = built
     if not prompt.token_ids:
         return Outcome("", prompt, _timings(t0, t_prompt, None, 0, prompt), "empty-prompt")
     request_id = f"cmpl-{uuid.uuid4().hex[:12]}"
@@ -68,7 +80,9 @@ async def complete(
     tokens = 0
     first: float | None = None
     reason = "length"
-    sampling = Sampling(max_tokens=prompt.max_tokens)
+    sampling = Sampling(
+        max_tokens=prompt.max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
+    )
     try:
         async with asyncio.timeout(settings.timeout_seconds):
             async with aclosing(engine.stream(request_id, prompt.token_ids, sampling)) as stream:
@@ -89,10 +103,14 @@ async def complete(
     text = finish(raw, prompt)
     timings = _timings(t0, t_prompt, first, tokens, prompt)
     log.info(
-        "completion %s: %s, %d prompt tokens, %d generated, first token %s ms, total %.0f ms, %s",
+        "completion %s: %s %s (%s), %d prompt tokens, %d snippets, %d generated, "
+        "first token %s ms, total %.0f ms, %s",
         request_id,
+        prompt.profile,
         prompt.mode,
+        prompt.reason,
         len(prompt.token_ids),
+        prompt.snippets,
         tokens,
         "-" if timings.first_token_ms is None else f"{timings.first_token_ms:.0f}",
         timings.total_ms,
@@ -104,7 +122,7 @@ async def complete(
 
 
 def _timings(
-    t0: float, t_prompt: float, first: float | None, tokens: int, prompt: Prompt
+    t0: float, t_prompt: float, first: float | None, tokens: int, prompt: Prompt | None
 ) -> Timings:
     now = time.perf_counter()
     return Timings(
@@ -112,5 +130,5 @@ def _timings(
         first_token_ms=None if first is None else (first - t0) * 1000,
         total_ms=(now - t0) * 1000,
         tokens=tokens,
-        prompt_tokens=len(prompt.token_ids),
+        prompt_tokens=len(prompt.token_ids) if prompt else 0,
     )

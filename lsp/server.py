@@ -8,12 +8,17 @@ import re
 import time
 import uuid
 from dataclasses import asdict
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
 from moe_lsp.inference.engine import EngineState
+from moe_lsp.prompts.builder import Request
+from moe_lsp.prompts.crossfile import OpenDocument
+from moe_lsp.prompts.profiles import Profile, detect_profile, profile_by_name
 
 from . import __version__
 from .documents import DocumentStore, PositionEncoding, Snapshot
@@ -50,6 +55,8 @@ class MoeLanguageServer(LanguageServer):
             "failed": 0,
         }
         self.last: dict[str, Any] | None = None
+        self.profile: Profile | None = None
+        self.root_path: str = ""
         self._progress_token: str | None = None
         self._progress_supported = False
         self._announced_failure = False
@@ -57,6 +64,8 @@ class MoeLanguageServer(LanguageServer):
     # -- engine status -> client ---------------------------------------------------------------
     def _on_engine_status(self, state: EngineState, message: str) -> None:
         """Report engine state as progress, a status notification and, on failure, a message."""
+        if state is EngineState.READY and self.profile is None:
+            self.choose_profile()
         try:
             self.protocol.notify(STATUS_NOTIFICATION, {"state": str(state), "message": message})
         except Exception:
@@ -73,6 +82,57 @@ class MoeLanguageServer(LanguageServer):
             self.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Error, message=f"moe-lsp: {message}")
             )
+
+    def choose_profile(self) -> None:
+        """Pick the prompt profile: forced in settings, else from the tokenizer's tokens."""
+        engine = self.host.engine
+        tokens = list(getattr(getattr(engine, "tokenizer", None), "special_tokens", []) or [])
+        has_chat = getattr(engine, "chat_template", None) is not None
+        name = self.settings.completion.profile
+        chosen: Profile | None = None
+        if name != "auto":
+            try:
+                chosen = profile_by_name(name, tokens)
+            except ValueError as err:
+                self.window_show_message(
+                    lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"moe-lsp: {err}")
+                )
+        elif self.settings.engine.model is None:
+            # The embedded model is a base-style code model without FIM tokens; its chat
+            # template exists but a 135M model follows code, not instructions.
+            chosen = profile_by_name("prefix-only", tokens)
+        if chosen is None:
+            chosen = detect_profile(tokens, has_chat_template=has_chat)
+        self.profile = chosen
+        log.info("%s", chosen.description)
+
+    def request_for(self, snap: Snapshot) -> Request:
+        """The context engine's view of a completion request (open documents only)."""
+        doc = self.documents.get(snap.uri)
+        assert doc is not None
+        limit = self.settings.completion.max_context_documents
+        others = [
+            OpenDocument(d.uri, self.display_path(d.uri), d.language_id, d.text, d.version)
+            for d in self.documents.recent(limit, exclude=snap.uri)
+        ]
+        return Request(
+            text=snap.text,
+            offset=snap.offset,
+            path=self.display_path(snap.uri),
+            language=doc.spec,
+            tree=doc.tree,
+            others=others,
+            repo_name=PurePosixPath(self.root_path).name if self.root_path else "",
+            uri=snap.uri,
+            version=snap.version,
+        )
+
+    def display_path(self, uri: str) -> str:
+        """Path of `uri` relative to the workspace root (as the model should see it)."""
+        path = unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+        if self.root_path and path.startswith(self.root_path.rstrip("/") + "/"):
+            return path[len(self.root_path.rstrip("/")) + 1 :]
+        return PurePosixPath(path).name or path
 
     async def start_engine(self) -> None:
         """Open a progress bar (if the client has them) and load the engine in the background."""
@@ -101,15 +161,17 @@ class MoeLanguageServer(LanguageServer):
         """Run the pipeline for `snap`; None when the engine is not ready or the request failed."""
         self.counts["requested"] += 1
         engine = self.host.engine
-        if not self.host.ready or engine is None:
+        if not self.host.ready or engine is None or self.profile is None:
             self.counts["not_ready"] += 1
             return None
         try:
             outcome = await complete(
                 engine,
                 engine.tokenizer,
-                snap,
+                self.request_for(snap),
                 self.settings.completion,
+                self.profile,
+                chat_template=getattr(engine, "chat_template", None),
                 log_prompts=self.settings.log_prompts,
             )
         except asyncio.CancelledError:
@@ -121,7 +183,8 @@ class MoeLanguageServer(LanguageServer):
             return None
         self.counts["answered" if outcome.text else "empty"] += 1
         self.last = {
-            "mode": str(outcome.prompt.mode),
+            "mode": str(outcome.prompt.mode) if outcome.prompt else "none",
+            "profile": outcome.prompt.profile if outcome.prompt else None,
             "finishReason": outcome.finish_reason,
             "at": time.time(),
             **{_camel(k): v for k, v in asdict(outcome.timings).items()},
@@ -177,6 +240,11 @@ def create_server(
                     message=f"moe-lsp: {err} Using defaults for the rest.",
                 )
             )
+        root = params.root_uri or (
+            params.workspace_folders[0].uri if params.workspace_folders else None
+        )
+        if root and root.startswith("file:"):
+            ls.root_path = unquote(urlparse(root).path)
         log.info("initialize: position encoding %s", ls.documents.encoding)
 
     @server.feature(lsp.INITIALIZED)

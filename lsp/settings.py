@@ -18,7 +18,19 @@ class CompletionSettings:
     """How completions are built and bounded."""
 
     prompt_budget: int = 1536
-    """Tokens of document text in a prompt."""
+    """Tokens of code (current file and other open files) in a prompt."""
+    context_share: float = 0.25
+    """Share of the budget for other open files (definitions and similar code)."""
+    suffix_share: float = 0.2
+    """Share of the current file's tokens for text after the cursor (FIM models)."""
+    window_step_lines: int = 32
+    """The prompt window's start moves in steps of this many lines (prefix-cache hits)."""
+    max_context_documents: int = 20
+    """Most recently edited open documents searched for context."""
+    profile: str = "auto"
+    """Prompt format: 'auto' (from the tokenizer's special tokens) or a profile name, e.g.
+    'qwen-fim', 'deepseek-fim', 'starcoder-fim', 'codellama-fim', 'codestral-fim',
+    'prefix-only', 'chat-infill'."""
     max_tokens_single: int = 48
     """Generation limit for a single-line completion."""
     max_tokens_multi: int = 160

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .profiles import extract_infill
 from .prompt import Mode, Prompt
 
 MAX_LINES = 8
@@ -97,6 +98,8 @@ def drop_repeated_lines(text: str, next_lines: str) -> str:
 
 def finish(raw: str, prompt: Prompt) -> str:
     """The text to insert at the cursor, from the raw engine output; '' means nothing to show."""
+    if prompt.kind == "chat":
+        raw = extract_infill(raw, prompt.infill_prefix, prompt.infill_suffix)
     text = strip_heal(raw, prompt.heal)
     if not text:
         return ""
@@ -111,6 +114,8 @@ def finish(raw: str, prompt: Prompt) -> str:
 
 def is_done(raw: str, prompt: Prompt) -> bool:
     """True once the streamed `raw` text holds a whole completion, so the engine can stop."""
+    if prompt.kind == "chat":
+        return False  # a chat reply is only whole at its end (fences, prose)
     text = strip_heal(raw, prompt.heal)
     if text is None:
         return False

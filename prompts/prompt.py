@@ -35,3 +35,19 @@ class Prompt:
     """A few lines after the cursor's line (to drop completions that repeat them)."""
     prefix_chars: int
     """Characters of document text the prompt holds (for logs and stats)."""
+    stop: tuple[str, ...] = ()
+    """Stop strings for the engine (the profile's, besides end-of-sequence)."""
+    stop_token_ids: tuple[int, ...] = ()
+    """Stop tokens for the engine (the profile's special tokens)."""
+    kind: str = "prefix"
+    """How the prompt was rendered: 'prefix', 'fim' or 'chat' (chat replies need extraction)."""
+    profile: str = "prefix-only"
+    """Name of the prompt profile."""
+    reason: str = ""
+    """Why the cursor analysis chose this mode."""
+    infill_prefix: str = ""
+    """Tail of the prefix given to the model (chat replies may echo it)."""
+    infill_suffix: str = ""
+    """Head of the suffix given to the model (chat replies may echo it)."""
+    snippets: int = 0
+    """Cross-file snippets in the prompt."""

@@ -6,16 +6,27 @@ import asyncio
 
 import pytest
 
-from moe_lsp.lsp.documents import Snapshot
-from moe_lsp.lsp.pipeline import complete
+from moe_lsp.lsp.pipeline import complete as run
 from moe_lsp.lsp.settings import CompletionSettings
+from moe_lsp.prompts.builder import Request
+from moe_lsp.prompts.languages import language_for
+from moe_lsp.prompts.profiles import profile_by_name
+from moe_lsp.prompts.syntax import SyntaxTree
 
 from ..fakes import ScriptedEngine
 
+PREFIX_ONLY = profile_by_name("prefix-only")
 
-def snap(text: str) -> Snapshot:
+
+def snap(text: str) -> Request:
     cursor = text.index("|")
-    return Snapshot("file:///t.py", 1, "python", text.replace("|", ""), cursor)
+    text = text.replace("|", "")
+    spec = language_for("python")
+    return Request(text, cursor, "t.py", spec, SyntaxTree.create(spec, text), uri="file:///t.py")
+
+
+async def complete(engine, tok, request, settings):
+    return await run(engine, tok, request, settings, PREFIX_ONLY)
 
 
 @pytest.mark.parametrize(

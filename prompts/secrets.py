@@ -1,0 +1,208 @@
+"""Secrets stay out of prompts: secret-looking files are skipped, secret-looking text redacted."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote, urlsplit
+
+PLACEHOLDER = "<redacted>"
+"""What a redacted secret becomes (it matches no pattern below, so `redact` is idempotent)."""
+
+# --- paths -----------------------------------------------------------------------------------
+
+_SECRET_NAMES = frozenset(
+    {
+        ".env",
+        ".envrc",  # direnv: usually `export TOKEN=...`
+        ".netrc",
+        "_netrc",
+        ".npmrc",
+        ".pypirc",
+        ".git-credentials",
+        ".htpasswd",
+        ".pgpass",
+    }
+)
+"""Whole file names (lower case) that hold credentials."""
+_SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".keystore", ".jks", ".ppk", ".env")
+"""File extensions (lower case) of key stores and env files (`prod.env`)."""
+_SECRET_PREFIXES = (
+    ".env.",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "credentials",
+    "secrets.",
+)
+"""File name starts (lower case): `.env.local`, `id_rsa.pub`, `credentials.json`, `secrets.yaml`."""
+_SECRET_DIRS = frozenset({".ssh", ".gnupg"})
+"""Folders (lower case) whose every file is secret."""
+
+
+def _path_parts(path: str) -> list[str]:
+    """Path components of a file path or URI (`file:///a/b`, `untitled:x`), decoded."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path) and not re.match(r"^[A-Za-z]:[\\/]", path):
+        path = unquote(urlsplit(path).path)
+    return [p for p in re.split(r"[\\/]+", path) if p]
+
+
+def is_secret_path(path: str) -> bool:
+    """True for files whose content must never be context: env files, keys, credentials."""
+    parts = [p.lower() for p in _path_parts(path)]
+    if not parts:
+        return False
+    name = parts[-1]
+    return (
+        name in _SECRET_NAMES
+        or name.endswith(_SECRET_SUFFIXES)
+        or name.startswith(_SECRET_PREFIXES)
+        or any(p in _SECRET_DIRS for p in parts[:-1])
+    )
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_PEM_BEGIN = r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
+_PEM_END = r"-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
+_BREAK = r"(?:\r\n|\r|\n)"
+_KEY_LINE = r"[ \t]*(?:[A-Za-z0-9+/=]{16,}|[A-Z][A-Za-z-]*: [^\r\n]*)?[ \t]*(?=[\r\n]|$)"
+"""A line of a key block: base64, a header (`Proc-Type: 4,ENCRYPTED`) or blank."""
+_PEM = re.compile(
+    rf"{_PEM_BEGIN}(?:.{{0,16384}}?{_PEM_END}|(?P<rest>[^\r\n]*)(?P<body>(?:{_BREAK}{_KEY_LINE})*))",
+    re.DOTALL,
+)
+"""A private key block; or, cut off before its END line, a BEGIN line and the key lines after."""
+_PEM_TAIL = re.compile(
+    rf"^((?:[ \t]*[A-Za-z0-9+/=]{{16,}}[ \t]*{_BREAK})++)(?=[^\r\n]*{_PEM_END})", re.MULTILINE
+)
+"""The base64 lines of a block whose BEGIN line was cut off, before its END line."""
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=\\]{40,}")
+"""A key written on its BEGIN line (`\\n`-escaped in JSON)."""
+_KEY_RUN = re.compile(r"[A-Za-z0-9+/=\\]{24,}")
+"""Key material between two markers (any real key has it; prose and parsers do not)."""
+
+_TOKENS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{30,255}"  # GitHub tokens
+    r"|github_pat_[A-Za-z0-9_]{22,255}"
+    r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    r"|xox[baprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google API key
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"  # JWT
+    # OpenAI / Anthropic style: sk-, sk-proj-, sk-ant-api03-...; mixed case and a digit, so
+    # kebab-case words (sk-learn, sk-fading-circle) are left alone.
+    r"|sk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])[A-Za-z0-9_-]{20,}"
+    r")(?![A-Za-z0-9_-])"
+)
+"""Vendor tokens recognisable by their shape alone."""
+
+
+_VALUE_SITE = re.compile(
+    r"(?::=|=>|[:=])[ \t]*(?:[rRbBuUfF]{1,2})?"
+    r"(?:\"([^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*)\""
+    r"|'([^'\\\r\n]*(?:\\.[^'\\\r\n]*)*)'"
+    r"|([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))"
+)
+"""An assignment's operator and its value: a quoted literal, or 40 bare characters (AWS)."""
+_SECRET_WORD = (
+    r"(?:password|passwd|passphrase|secret|token"
+    r"|(?:api|secret|private|access|client|encryption|signing|master|auth)[_-]?key|apikey)"
+)
+_SECRET_NAME = re.compile(
+    # the name starts a word (`self.db_password`, `"spring.datasource.password"`), not after
+    # `::` (`"AWS::ApiGateway::ApiKey"` names a resource type)
+    rf"(?<![\w$-])(?<!::)[\w$.-]*?{_SECRET_WORD}(?![\w$-])"
+    r"[\"']?[ \t]*(?::[ \t]*[\w.&|\[\]<> ]{1,30}?[ \t]*)?$",
+    re.IGNORECASE,
+)
+"""Text before an operator that ends in a secret's name (`db_password`, `apiKey: str `, `"token"`),
+not merely contains one (`password_field`); an optional type annotation is allowed."""
+_AWS_SECRET_NAME = re.compile(r"(?:aws_?)?secret_?(?:access_?)?key[\"']?[ \t]*$", re.IGNORECASE)
+"""Text before an operator that ends in `aws_secret_access_key` (its value may be unquoted)."""
+MIN_SECRET_CHARS = 8
+"""Quoted values shorter than this are kept (`token = "abc"` is no credential)."""
+_NAME_WINDOW = 120
+"""Characters before an operator searched for the name."""
+_REFERENCE = re.compile(
+    r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|%\(\w+\)s|\$[A-Za-z_]\w*"
+    r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"  # AWS_SECRET_ACCESS_KEY: an environment variable's name
+    r"|[a-z][a-z0-9]*(?:_[a-z0-9]+|[A-Z][a-z0-9]+)*"
+    r"(?:_(?i:password|passwd|passphrase|secret|token|key)"
+    r"|(?<=[a-z0-9])(?:Password|Passwd|Passphrase|Secret|Token|Key)))$"
+)
+"""Values that name a secret kept elsewhere (`${DB_PASSWORD}`, `<your-token>`, an environment
+variable, a field such as `next_token` or `challengePassword`): kept."""
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _breaks(text: str) -> list[str]:
+    return _LINE_BREAK.findall(text)
+
+
+def _pem(m: re.Match[str]) -> str:
+    """A whole block becomes the placeholder; a cut block keeps its BEGIN marker (code that
+    parses keys writes it too) and loses the key lines after it."""
+    body = m.group("body")
+    if body is None:
+        if not _KEY_RUN.search(m.group(0)):
+            return m.group(0)  # two markers and no key between them (docs, parsers)
+        return PLACEHOLDER + "".join(_breaks(m.group(0)))
+    rest = m.group("rest")
+    head = m.group(0)[: len(m.group(0)) - len(rest) - len(body)]
+    if _BASE64_RUN.search(rest):
+        rest = PLACEHOLDER
+    if body.strip():
+        breaks = _breaks(body)
+        body = breaks[0] + PLACEHOLDER + "".join(breaks[1:])
+    return head + rest + body
+
+
+def _pem_tail(m: re.Match[str]) -> str:
+    return PLACEHOLDER + "".join(_breaks(m.group(1)))
+
+
+def _redact_values(text: str) -> str:
+    """Replace the values of secret-named assignments; the operator sites are found first, since
+    they are rarer than the names (an IGNORECASE scan for the names is ~10x slower)."""
+    pieces: list[str] = []
+    done = 0
+    for m in _VALUE_SITE.finditer(text):
+        lo = max(0, m.start() - _NAME_WINDOW)
+        line_start = max(text.rfind("\n", lo, m.start()), text.rfind("\r", lo, m.start())) + 1
+        before = text[max(line_start, lo) : m.start()]
+        if m.group(3) is not None:
+            group = 3
+            secret = _AWS_SECRET_NAME.search(before) is not None
+        else:
+            group = 1 if m.group(1) is not None else 2
+            value = m.group(group)
+            secret = (
+                len(value) >= MIN_SECRET_CHARS
+                and _REFERENCE.match(value) is None
+                and _SECRET_NAME.search(before) is not None
+            )
+        if secret:
+            pieces += (text[done : m.start(group)], PLACEHOLDER)
+            done = m.end(group)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def redact(text: str) -> str:
+    """`text` with private keys, vendor tokens and quoted secret assignments replaced by
+    `PLACEHOLDER`; names are kept and the number of lines never changes.
+
+    Returns `text` itself when nothing was found.
+    """
+    out = text
+    if "PRIVATE KEY" in out:
+        out = _PEM.sub(_pem, out)
+        if "-----END" in out:
+            out = _PEM_TAIL.sub(_pem_tail, out)
+    out = _TOKENS.sub(PLACEHOLDER, out)
+    out = _redact_values(out)
+    return text if out == text else out
