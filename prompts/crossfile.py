@@ -932,6 +932,21 @@ def _imported(text: str, family: str) -> dict[str, str]:
     return out
 
 
+SCAN_HEAD_CHARS = 20_000
+"""Start of a document scanned for imports and definitions (imports live at the top)."""
+SCAN_AROUND_CHARS = 30_000
+"""Text either side of the cursor scanned for names the document defines itself."""
+
+
+def _scan_scope(text: str, offset: int) -> str:
+    """The parts of a large document worth scanning per keystroke: its head and the cursor's
+    surroundings, so the cost does not grow with the document."""
+    if len(text) <= SCAN_HEAD_CHARS + 2 * SCAN_AROUND_CHARS:
+        return text
+    lo = max(SCAN_HEAD_CHARS, offset - SCAN_AROUND_CHARS)
+    return text[:SCAN_HEAD_CHARS] + "\n" + text[lo : offset + SCAN_AROUND_CHARS]
+
+
 def _defined(text: str, family: str) -> set[str]:
     """Names the document defines itself (cheap regular expressions, may miss a few)."""
     names = {m.group(1) or m.group(2) for m in _DEFINED.finditer(text)}
@@ -954,9 +969,10 @@ def names_near_cursor(text: str, offset: int, spec: LanguageSpec) -> list[str]:
     start, end = _span_around(text, offset, NAME_LINES_BEFORE, NAME_LINES_AFTER)
     region = _code_only(text, start, end, family)
     cursor_line = text.count("\n", start, max(start, min(offset, len(text))))
-    imported = _imported(text, family)
+    scope = _scan_scope(text, offset)
+    imported = _imported(scope, family)
     keywords = _KEYWORDS.get(family, _ALL_KEYWORDS)
-    excluded = keywords | _defined(text, family)
+    excluded = keywords | _defined(scope, family)
 
     occurrences: list[tuple[str, int]] = []  # (name as written, offset in region)
     for m in _CALL.finditer(region):

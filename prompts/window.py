@@ -31,23 +31,45 @@ def _starts_from(text: str, lo: int) -> list[int]:
     return line_starts(text, first) if first <= len(text) else [len(text)]
 
 
+_LINE_TOKENS: dict[tuple[int, str], int] = {}
+LINE_CACHE_SIZE = 50_000
+"""Bound on the per-line token-count cache (cleared when full)."""
+
+
+def _line_tokens(tok: Tokenizer, line: str) -> int:
+    """Token count of one line, cached: lines above the cursor rarely change while typing."""
+    key = (id(tok), line)
+    n = _LINE_TOKENS.get(key)
+    if n is None:
+        if len(_LINE_TOKENS) >= LINE_CACHE_SIZE:
+            _LINE_TOKENS.clear()
+        n = _LINE_TOKENS[key] = len(tok.encode(line))
+    return n
+
+
 def fit_prefix(prefix: str, tok: Tokenizer, budget: int) -> int:
     """Smallest line-start offset whose text to the end of `prefix` fits `budget` tokens.
 
-    Falls back to a character cut for a single line longer than the budget.
+    Lines are counted one by one (cached), then the chosen window is checked with one real
+    encode and shrunk if the sum was optimistic. Falls back to a character cut for a single
+    line longer than the budget.
     """
     if budget <= 0:
         return len(prefix)
     lo = max(0, len(prefix) - budget * MAX_CHARS_PER_TOKEN)
     starts = _starts_from(prefix, lo)
-    i = 0
+    ends = [*starts[1:], len(prefix)]
+    total = 0
+    i = len(starts)
+    while i > 0:
+        n = _line_tokens(tok, prefix[starts[i - 1] : ends[i - 1]])
+        if total + n > budget:
+            break
+        total += n
+        i -= 1
     while i < len(starts) and len(tok.encode(prefix[starts[i] :])) > budget:
-        remaining = len(starts) - i
-        i += max(1, remaining // 8)
+        i += 1
     if i < len(starts):
-        # Step back over lines that would still fit (the jump above may overshoot).
-        while i > 0 and len(tok.encode(prefix[starts[i - 1] :])) <= budget:
-            i -= 1
         return starts[i]
     return max(starts[-1], len(prefix) - budget)
 
