@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from concurrent.futures import Future
 from typing import Any
 
-from lsprotocol.types import ResponseError
-from pygls.protocol import LanguageServerProtocol
+import attrs
+from cattrs import BaseValidationError, transform_error
+from lsprotocol.types import (
+    CANCEL_REQUEST,
+    EXIT,
+    INITIALIZE,
+    INITIALIZED,
+    SHUTDOWN,
+    ExitNotification,
+    ResponseError,
+    ResponseErrorMessage,
+)
+from pygls.exceptions import JsonRpcException
+from pygls.protocol import (
+    JsonRPCNotification,
+    JsonRPCRequestMessage,
+    JsonRPCResponseMessage,
+    LanguageServerProtocol,
+)
+from pygls.protocol import _dict_to_object as dict_to_object
 
 log = logging.getLogger(__name__)
 
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+SERVER_NOT_INITIALIZED = -32002
 INTERNAL_MESSAGE = "moe-lsp hit an internal error; details are in the server log."
+
+MsgId = int | str
 
 
 def client_safe(error: ResponseError) -> ResponseError:
@@ -22,14 +50,252 @@ def client_safe(error: ResponseError) -> ResponseError:
     return ResponseError(code=error.code, message=(message[0] if message else "")[:300])
 
 
+class Refused(Exception):
+    """A message the server will not run: what the client is told (if anything) and why."""
+
+    def __init__(
+        self, code: int, message: str, msg_id: MsgId | None = None, *, answer: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.msg_id = msg_id
+        self.answer = answer
+
+
+def readable_id(value: Any) -> bool:
+    """True for an id a response can echo: an integer (not a boolean) or a string."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def decode_json(body: bytes) -> Any:
+    """Strict JSON from UTF-8 bytes (no NaN or Infinity); a `Refused` parse error otherwise."""
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as err:
+        reason = "not UTF-8" if isinstance(err, UnicodeDecodeError) else _short_reason(err)
+        raise Refused(PARSE_ERROR, f"Parse error: {reason}") from None
+
+
+_WIRE_NAME = re.compile(r"(?<=[a-z0-9])_([a-z])")
+"""snake_case attribute -> camelCase wire name, for the paths shown to the client."""
+_OWN_REASONS = ("is not JSON", "must be an object or an array")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short_reason(err: BaseException) -> str:
+    """What was wrong, never the text itself: cattrs paths, JSON positions, or the error type."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at character {err.pos}"
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    if isinstance(err, BaseValidationError):
+        problems = transform_error(err)
+        if not problems:
+            return "does not match the method's params"
+        what, at, path = problems[0].rpartition(" @ ")
+        return f"{what}{at}{_WIRE_NAME.sub(lambda m: m.group(1).upper(), path)}" if at else path
+    if isinstance(err, ValueError | TypeError) and str(err).endswith(_OWN_REASONS):
+        return str(err)
+    return type(err).__name__
+
+
+def _show(value: Any) -> str:
+    """A method name or id for the log, cut short (it comes from the client)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class MoeProtocol(LanguageServerProtocol):
-    """pygls' protocol, with every error response passed through `client_safe`."""
+    """pygls' protocol behind a gate that checks every message and answers every request once.
+
+    Entry points from the transport: `handle_body` (one framed message) and `handle_frame_error`
+    (bytes that could not be framed). Every refusal goes through `_refuse`, every error response
+    through `client_safe`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._initialize_id: MsgId | None = None
+        self._initialized = False
+        self._initialized_notified = False
+        self._shutdown_requested = False
+
+    # -- entry points -------------------------------------------------------------------------
+    def handle_body(self, body: bytes) -> None:
+        """Check one message body and dispatch it; refusals are answered or logged, never raised."""
+        try:
+            message = self._admit(decode_json(body))
+        except Refused as refusal:
+            self._refuse(refusal)
+            return
+        if message is None:
+            return
+        try:
+            self.handle_message(message)
+        except Exception as err:  # pygls answers requests itself; this catches the rest
+            what = _show(getattr(message, "method", "a response"))
+            log.error("failed to handle %s (%s)", what, type(err).__name__, exc_info=True)
+
+    def handle_frame_error(self, reason: str) -> None:
+        """Bytes that were not a well-framed message: one parse error, id null."""
+        self._refuse(Refused(PARSE_ERROR, f"Parse error: {reason}"))
+
+    # -- the one place refusals become responses ------------------------------------------------
+    def _refuse(self, refusal: Refused) -> None:
+        who = "notification" if not refusal.answer else f"id {_show(refusal.msg_id)}"
+        log.warning("refused message (%s): %d %s", who, refusal.code, refusal.message)
+        if refusal.answer:
+            self._send_response(
+                refusal.msg_id, error=ResponseError(code=refusal.code, message=refusal.message)
+            )
 
     def _send_response(
         self, msg_id: Any, result: Any | None = None, error: ResponseError | None = None
     ) -> None:
         if error is not None:
             if error.code == INTERNAL_ERROR:
-                log.error("request %s failed: %s", msg_id, error.message)
+                log.error("request %s failed: %s", _show(msg_id), error.message)
             error = client_safe(error)
+            if msg_id is None:  # lsprotocol would drop a null id; JSON-RPC wants it written
+                self._send_data(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {"code": error.code, "message": error.message},
+                    }
+                )
+                return
         super()._send_response(msg_id, result=result, error=error)
+
+    def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
+        failure = None if future.cancelled() else future.exception()
+        if msg_id == self._initialize_id and not self._initialized:
+            self._initialized = not future.cancelled() and failure is None
+            if not self._initialized:
+                self._initialize_id = None  # a failed initialize may be tried again
+        if isinstance(failure, JsonRpcException) and failure.code != INTERNAL_ERROR:
+            # The client's fault (such as an unknown command): one log line, not a traceback.
+            self._request_futures.pop(msg_id, None)
+            self._refuse(Refused(failure.code, failure.message, msg_id))
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
+
+    # -- the gate -----------------------------------------------------------------------------
+    def _admit(self, data: Any) -> Any | None:
+        """The structured message to dispatch, None to drop it, or `Refused`."""
+        if not isinstance(data, dict):
+            why = "batches are not supported" if isinstance(data, list) else "not a JSON object"
+            raise Refused(INVALID_REQUEST, f"Invalid request: {why}")
+        msg_id = data.get("id")
+        reply_to = msg_id if readable_id(msg_id) else None
+        if "method" not in data:
+            if "id" in data and ("result" in data or "error" in data):
+                return self._admit_response(data)
+            raise Refused(INVALID_REQUEST, "Invalid request: no method", reply_to)
+        method = data["method"]
+        if data.get("jsonrpc") != "2.0":
+            raise Refused(INVALID_REQUEST, 'Invalid request: jsonrpc must be "2.0"', reply_to)
+        if not isinstance(method, str):
+            raise Refused(INVALID_REQUEST, "Invalid request: method must be a string", reply_to)
+        if "id" in data and reply_to is None:
+            raise Refused(INVALID_REQUEST, "Invalid request: id must be an integer or a string")
+        if reply_to is not None:
+            return self._admit_request(reply_to, method, data)
+        return self._admit_notification(method, data)
+
+    def _admit_request(self, msg_id: MsgId, method: str, data: dict[str, Any]) -> Any:
+        if self._shutdown_requested:
+            raise Refused(INVALID_REQUEST, "Invalid request: the server is shutting down", msg_id)
+        if method == INITIALIZE:
+            if self._initialize_id is not None:
+                raise Refused(INVALID_REQUEST, "Invalid request: already initialized", msg_id)
+        elif not self._initialized:
+            raise Refused(SERVER_NOT_INITIALIZED, "Server not initialized", msg_id)
+        if not self._has_handler(method):
+            raise Refused(METHOD_NOT_FOUND, f"Method not found: {_show(method)}", msg_id)
+        if self._is_notification_method(method):
+            raise Refused(INVALID_REQUEST, f"Invalid request: {method} is a notification", msg_id)
+        message = self._structure(data, method, msg_id)
+        if method == INITIALIZE:
+            self._initialize_id = msg_id
+        elif method == SHUTDOWN:
+            self._shutdown_requested = True
+        return message
+
+    def _admit_notification(self, method: str, data: dict[str, Any]) -> Any | None:
+        if method == EXIT:
+            return ExitNotification()
+        if method.startswith("$/") and not self._has_handler(method):
+            log.debug("ignored notification %s", _show(method))
+            return None
+        if self._shutdown_requested or not self._initialized:
+            when = "after shutdown" if self._shutdown_requested else "before initialize"
+            raise Refused(INVALID_REQUEST, f"{_show(method)} {when}", answer=False)
+        if not self._has_handler(method):
+            raise Refused(METHOD_NOT_FOUND, f"no handler for {_show(method)}", answer=False)
+        if self._is_request_method(method):
+            raise Refused(INVALID_REQUEST, f"{method} is a request but has no id", answer=False)
+        if method == INITIALIZED:
+            if self._initialized_notified:
+                raise Refused(INVALID_REQUEST, "a second initialized", answer=False)
+            self._initialized_notified = True
+        message = self._structure(data, method, None)
+        if method == CANCEL_REQUEST and not readable_id(message.params.id):
+            raise Refused(INVALID_PARAMS, "$/cancelRequest for an unreadable id", answer=False)
+        return message
+
+    def _admit_response(self, data: dict[str, Any]) -> Any | None:
+        """A client's answer to one of our requests; never answered back, whatever it holds."""
+        msg_id = data["id"]
+        # Only ids of requests this server sent (pygls keeps incoming requests' futures in the
+        # same table, and a forged response must not complete one of those).
+        if not readable_id(msg_id) or msg_id not in self._result_types:
+            log.warning("dropped a response to an unknown request %s", _show(msg_id))
+            return None
+        result_type = self._result_types.pop(msg_id, None)
+        try:
+            if "error" in data:
+                return self._converter.structure(data, ResponseErrorMessage)
+            if result_type is None:
+                return JsonRPCResponseMessage(
+                    id=msg_id, jsonrpc="2.0", result=dict_to_object(data.get("result"))
+                )
+            return self._converter.structure(data, result_type)
+        except Exception as err:
+            log.warning("malformed response to request %s: %s", _show(msg_id), _short_reason(err))
+            error = ResponseError(code=INVALID_REQUEST, message="malformed response")
+            self._handle_response(msg_id, None, error)
+            return None
+
+    def _structure(self, data: dict[str, Any], method: str, msg_id: MsgId | None) -> Any:
+        """The typed message; params that do not fit give -32602 (requests) or a log line."""
+        message_type = self.get_message_type(method)
+        params = data.get("params")
+        try:
+            if params is not None and not isinstance(params, dict | list):
+                raise TypeError("params must be an object or an array")
+            if message_type is not None:
+                return self._converter.structure(data, message_type)
+            params = dict_to_object(params)
+            if msg_id is None:
+                return JsonRPCNotification(method=method, jsonrpc="2.0", params=params)
+            return JsonRPCRequestMessage(id=msg_id, method=method, jsonrpc="2.0", params=params)
+        except Exception as err:
+            reason = f"Invalid params for {method}: {_short_reason(err)}"  # a known method
+            raise Refused(INVALID_PARAMS, reason, msg_id, answer=msg_id is not None) from None
+
+    def _has_handler(self, method: str) -> bool:
+        fm = self.fm
+        return method in fm.builtin_features or method in fm.features or method == CANCEL_REQUEST
+
+    def _is_request_method(self, method: str) -> bool:
+        message_type = self.get_message_type(method)
+        return message_type is not None and hasattr(attrs.fields(message_type), "id")
+
+    def _is_notification_method(self, method: str) -> bool:
+        message_type = self.get_message_type(method)
+        return message_type is not None and not hasattr(attrs.fields(message_type), "id")

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import sys
 import sysconfig
 import time
