@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup model demo test test-unit lint clean
+.PHONY: setup model demo test test-unit lint bench-context clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,9 @@ test: model
 
 test-unit: setup
 	$(PY) -m pytest -ra tests/unit
+
+bench-context: model
+	$(PY) -m tests.bench.bench_context
 
 lint: setup
 	$(VENV)/bin/ruff check lsp inference prompts tests
