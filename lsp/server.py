@@ -26,6 +26,7 @@ from .engine_host import EngineFactory, EngineHost, default_factory
 from .pipeline import Outcome, complete
 from .protocol import MoeProtocol
 from .settings import ServerSettings, SettingsError
+from .typing_cache import TypingCache
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,13 @@ class MoeLanguageServer(LanguageServer):
             "empty": 0,
             "not_ready": 0,
             "cancelled": 0,
+            "superseded": 0,
+            "stale": 0,
+            "from_cache": 0,
             "failed": 0,
         }
+        self.typing = TypingCache()
+        self.inflight: dict[str, asyncio.Task[Any]] = {}
         self.last: dict[str, Any] | None = None
         self.profile: Profile | None = None
         self.root_path: str = ""
@@ -164,6 +170,15 @@ class MoeLanguageServer(LanguageServer):
         if not self.host.ready or engine is None or self.profile is None:
             self.counts["not_ready"] += 1
             return None
+        # Latest wins: an older request for the same document is answered (RequestCancelled)
+        # and its engine request aborted.
+        task = asyncio.current_task()
+        older = self.inflight.get(snap.uri)
+        if older is not None and older is not task and not older.done():
+            older.cancel()
+            self.counts["superseded"] += 1
+        if task is not None:
+            self.inflight[snap.uri] = task
         try:
             outcome = await complete(
                 engine,
@@ -180,6 +195,14 @@ class MoeLanguageServer(LanguageServer):
         except Exception:
             self.counts["failed"] += 1
             log.exception("completion failed")
+            return None
+        finally:
+            if task is not None and self.inflight.get(snap.uri) is task:
+                del self.inflight[snap.uri]
+        doc = self.documents.get(snap.uri)
+        if doc is None or doc.version != snap.version:
+            # The document changed while the model worked: never answer for an old version.
+            self.counts["stale"] += 1
             return None
         self.counts["answered" if outcome.text else "empty"] += 1
         self.last = {
@@ -272,18 +295,29 @@ def create_server(
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: MoeLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        ls.typing.forget(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
     async def on_inline(
         ls: MoeLanguageServer, params: lsp.InlineCompletionParams
     ) -> lsp.InlineCompletionList:
         snap = ls.snapshot(params.text_document.uri, params.position)
-        outcome = await ls.completion_text(snap) if snap is not None else None
-        if outcome is None or not outcome.text:
+        if snap is None:
             return lsp.InlineCompletionList(items=[])
         at = lsp.Range(start=params.position, end=params.position)
+        prefix, suffix = snap.prefix, snap.suffix
+        rest = ls.typing.lookup(snap.uri, prefix, suffix)
+        if rest is not None:
+            ls.counts["from_cache"] += 1
+            text = rest
+        else:
+            outcome = await ls.completion_text(snap)
+            text = outcome.text if outcome is not None else ""
+        ls.typing.remember(snap.uri, prefix, suffix, text)
+        if not text:
+            return lsp.InlineCompletionList(items=[])
         return lsp.InlineCompletionList(
-            items=[lsp.InlineCompletionItem(insert_text=outcome.text, range=at)]
+            items=[lsp.InlineCompletionItem(insert_text=text, range=at)]
         )
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(resolve_provider=False))
