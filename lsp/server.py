@@ -23,6 +23,7 @@ from moe_lsp.prompts.profiles import Profile, detect_profile, profile_by_name
 from . import __version__
 from .documents import DocumentStore, PositionEncoding, Snapshot
 from .engine_host import EngineFactory, EngineHost, default_factory
+from .metrics import Latencies
 from .pipeline import Outcome, complete
 from .protocol import MoeProtocol
 from .settings import ServerSettings, SettingsError
@@ -34,6 +35,8 @@ STATUS_NOTIFICATION = "moe/status"
 """Server -> client: {state, message} whenever the engine's state changes."""
 STATS_REQUEST = "moe/stats"
 """Client -> server: counters and the timings of the last completion."""
+ACCEPTED_COMMAND = "moe-lsp.accepted"
+"""Command attached to each ghost text; the editor runs it when the user accepts (local count)."""
 _WORD_BEFORE = re.compile(r"\w*$")
 
 
@@ -56,9 +59,12 @@ class MoeLanguageServer(LanguageServer):
             "superseded": 0,
             "stale": 0,
             "from_cache": 0,
+            "shown": 0,
+            "accepted": 0,
             "failed": 0,
         }
         self.typing = TypingCache()
+        self.latency = Latencies()
         self.inflight: dict[str, asyncio.Task[Any]] = {}
         self.last: dict[str, Any] | None = None
         self.profile: Profile | None = None
@@ -205,6 +211,12 @@ class MoeLanguageServer(LanguageServer):
             self.counts["stale"] += 1
             return None
         self.counts["answered" if outcome.text else "empty"] += 1
+        t = outcome.timings
+        self.latency.add("context", t.prompt_ms)
+        self.latency.add("first_token", t.first_token_ms)
+        self.latency.add("total", t.total_ms)
+        if t.first_token_ms is not None:
+            self.latency.add("decode", t.total_ms - t.first_token_ms)
         self.last = {
             "mode": str(outcome.prompt.mode) if outcome.prompt else "none",
             "profile": outcome.prompt.profile if outcome.prompt else None,
@@ -231,6 +243,7 @@ class MoeLanguageServer(LanguageServer):
             "message": self.host.message,
             "loadSeconds": self.host.load_seconds,
             "counts": dict(self.counts),
+            "latencyMs": self.latency.summary(),
             "engine": {_camel(k): v for k, v in engine_stats.items()} if engine_stats else None,
             "last": self.last,
         }
@@ -316,8 +329,10 @@ def create_server(
         ls.typing.remember(snap.uri, prefix, suffix, text)
         if not text:
             return lsp.InlineCompletionList(items=[])
+        ls.counts["shown"] += 1
+        accepted = lsp.Command(title="moe-lsp: accepted", command=ACCEPTED_COMMAND)
         return lsp.InlineCompletionList(
-            items=[lsp.InlineCompletionItem(insert_text=text, range=at)]
+            items=[lsp.InlineCompletionItem(insert_text=text, range=at, command=accepted)]
         )
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(resolve_provider=False))
@@ -353,6 +368,10 @@ def create_server(
     async def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
         log.info("shutdown: stopping the engine")
         await ls.host.shutdown()
+
+    @server.command(ACCEPTED_COMMAND)
+    def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
+        ls.counts["accepted"] += 1
 
     @server.feature(STATS_REQUEST)
     def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:

@@ -81,7 +81,15 @@ async def test_typing_replay(vscode: LanguageClient) -> None:
         col += 1
         again = await vscode.text_document_inline_completion_async(inline_params(uri, line, col))
         assert [i.insert_text for i in again.items] == [ghost[k:]]
+    # The editor runs the item's command when the user accepts it: counted locally.
+    assert final.items[0].command.command == "moe-lsp.accepted"
+    await vscode.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command=final.items[0].command.command)
+    )
     after = await stats(vscode)
+    assert after.counts.accepted - before.accepted == 1
+    assert after.latencyMs.total.count >= 1
+    assert after.latencyMs.first_token.p50 > 0
     assert after.counts.from_cache - before.from_cache == 3
     # Requests overtaken by newer keystrokes were superseded, not left to run.
     assert after.counts.superseded - before.superseded >= len(cancelled)
