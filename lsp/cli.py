@@ -56,11 +56,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     lsp_out = None if args.tcp else protect_stdout()
     setup_logging(args.log_level, args.log_file)
     from .server import create_server
+    from .transport import serve_stdio, serve_tcp
 
     server = create_server(_settings_from(args))
 
     def _exit_on_signal(signum: int, frame: object) -> None:
-        # pygls' stdin reader thread cannot be interrupted: stop the engine, then leave at once.
+        # Stop the engine, then leave at once (the event loop may be busy in a handler).
         logging.getLogger(__name__).info("signal %d: stopping the engine", signum)
         try:
             server.host.shutdown_blocking()
@@ -71,9 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if args.tcp:
-            server.start_tcp("127.0.0.1", args.tcp)
+            serve_tcp(server, "127.0.0.1", args.tcp)
         else:
-            server.start_io(sys.stdin.buffer, lsp_out)
+            serve_stdio(server, sys.stdin.buffer, lsp_out)
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--language", help="LSP languageId (default: from the file extension)")
     comp.add_argument("--server-log", help="write the server's log here (default: discard)")
     comp.add_argument("--timeout", type=float, default=900, help="seconds to wait for the model")
+    comp.add_argument(
+        "--log-prompts", action="store_true", help="server logs prompt and completion text"
+    )
     _engine_flags(comp)
     comp.set_defaults(func=cmd_complete)
     return parser

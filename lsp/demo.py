@@ -80,6 +80,8 @@ async def _demo(args: argparse.Namespace) -> int:
     for flag in ("model", "dtype", "max_model_len", "kv_cache_gib", "block_size"):
         if (value := getattr(args, flag, None)) is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
+    if getattr(args, "log_prompts", False):
+        cmd.append("--log-prompts")
     stderr = open(args.server_log, "ab") if args.server_log else subprocess.DEVNULL
 
     client = DemoClient()

@@ -21,6 +21,7 @@ from moe_lsp.prompts.crossfile import OpenDocument
 from moe_lsp.prompts.profiles import Profile, detect_profile, profile_by_name
 
 from . import __version__
+from .debounce import Debouncer
 from .documents import DocumentStore, PositionEncoding, Snapshot
 from .engine_host import EngineFactory, EngineHost, default_factory
 from .metrics import Latencies
@@ -65,6 +66,7 @@ class MoeLanguageServer(LanguageServer):
         }
         self.typing = TypingCache()
         self.latency = Latencies()
+        self.debouncer = Debouncer()
         self.inflight: dict[str, asyncio.Task[Any]] = {}
         self.last: dict[str, Any] | None = None
         self.profile: Profile | None = None
@@ -176,15 +178,7 @@ class MoeLanguageServer(LanguageServer):
         if not self.host.ready or engine is None or self.profile is None:
             self.counts["not_ready"] += 1
             return None
-        # Latest wins: an older request for the same document is answered (RequestCancelled)
-        # and its engine request aborted.
-        task = asyncio.current_task()
-        older = self.inflight.get(snap.uri)
-        if older is not None and older is not task and not older.done():
-            older.cancel()
-            self.counts["superseded"] += 1
-        if task is not None:
-            self.inflight[snap.uri] = task
+        task = self.claim(snap.uri)
         try:
             outcome = await complete(
                 engine,
@@ -225,6 +219,18 @@ class MoeLanguageServer(LanguageServer):
             **{_camel(k): v for k, v in asdict(outcome.timings).items()},
         }
         return outcome
+
+    def claim(self, uri: str) -> asyncio.Task[Any] | None:
+        """Latest wins: make the current request the one in flight for `uri`; an older one is
+        cancelled (answered RequestCancelled, its engine request aborted)."""
+        task = asyncio.current_task()
+        older = self.inflight.get(uri)
+        if older is not None and older is not task and not older.done():
+            older.cancel()
+            self.counts["superseded"] += 1
+        if task is not None:
+            self.inflight[uri] = task
+        return task
 
     def word_start(self, snap: Snapshot) -> lsp.Position:
         """Start of the identifier the cursor is in (where a completion-list edit begins)."""
@@ -268,6 +274,8 @@ def create_server(
         ls._progress_supported = bool(window and window.work_done_progress)
         try:
             ls.settings = ls.settings.merged(params.initialization_options)
+            c = ls.settings.completion
+            ls.debouncer = Debouncer(c.debounce_floor_ms, c.debounce_ceiling_ms)
         except SettingsError as err:
             log.error("bad initializationOptions: %s", err)
             ls.window_show_message(
@@ -324,6 +332,15 @@ def create_server(
             ls.counts["from_cache"] += 1
             text = rest
         else:
+            ls.claim(snap.uri)
+            delay = ls.debouncer.delay(snap.uri)
+            if delay > 0:
+                t0 = time.perf_counter()
+                await asyncio.sleep(delay)  # a newer keystroke cancels this request here
+                ls.latency.add("debounce", (time.perf_counter() - t0) * 1000)
+                doc = ls.documents.get(snap.uri)
+                if doc is None or doc.version != snap.version:
+                    return lsp.InlineCompletionList(items=[])
             outcome = await ls.completion_text(snap)
             text = outcome.text if outcome is not None else ""
         ls.typing.remember(snap.uri, prefix, suffix, text)

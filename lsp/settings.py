@@ -35,6 +35,10 @@ class CompletionSettings:
     """Generation limit for a single-line completion."""
     max_tokens_multi: int = 160
     """Generation limit for a multi-line completion."""
+    debounce_floor_ms: float = 0.0
+    """Least wait before asking the model for ghost text."""
+    debounce_ceiling_ms: float = 120.0
+    """Most wait; the wait adapts to the typing rhythm (none after a pause)."""
     timeout_seconds: float = 10.0
     """A completion still running after this long is stopped and its text so far returned."""
 

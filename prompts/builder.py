@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .crossfile import OpenDocument, gather_context
 from .cursor import CursorContext, Decision, analyze_cursor
 from .languages import LanguageSpec
+from .postprocess import indent_unit
 from .profiles import ChatTemplate, Profile, PromptParts, Snippet, render
 from .prompt import Mode, Prompt
 from .syntax import SyntaxTree
@@ -143,6 +144,7 @@ def build(
         infill_prefix=parts.prefix[-2000:],
         infill_suffix=suffix_window[:2000] or suffix[:2000],
         snippets=len(snippets),
+        indent_unit=indent_unit(window),
     )
 
 

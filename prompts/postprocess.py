@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .profiles import extract_infill
 from .prompt import Mode, Prompt
 
@@ -96,6 +98,76 @@ def drop_repeated_lines(text: str, next_lines: str) -> str:
     return "\n".join(lines)
 
 
+_REPEAT = re.compile(r"(\S.+?)\1{3,}", re.DOTALL)
+
+
+def is_repetitive(text: str) -> bool:
+    """A degenerate completion: a piece repeated 4+ times in a row, or a line 3+ times."""
+    if _REPEAT.search(text.strip()):
+        return True
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    return any(lines.count(ln) >= 3 for ln in set(lines))
+
+
+def trim_repetition(text: str) -> str:
+    """Cut a multi-line completion where it starts looping: at a line equal to the one before
+    it, or at the third time a line appears."""
+    lines = text.split("\n")
+    seen: dict[str, int] = {}
+    previous = None
+    for i, line in enumerate(lines):
+        key = line.strip()
+        if key:
+            seen[key] = seen.get(key, 0) + 1
+            if key == previous or seen[key] >= 3:
+                return "\n".join(lines[:i])
+            previous = key
+    return text
+
+
+def indent_unit(text: str) -> str:
+    """The document's indentation unit: a tab, or the most common width of space indents."""
+    tabs = spaces = 0
+    widths: dict[int, int] = {}
+    previous = 0
+    for line in text.split("\n")[-400:]:
+        stripped = line.lstrip(" \t")
+        if not stripped:
+            continue
+        lead = line[: len(line) - len(stripped)]
+        if lead.startswith("\t"):
+            tabs += 1
+        elif lead:
+            spaces += 1
+        width = len(lead.expandtabs(4))
+        step = abs(width - previous)
+        if step and not lead.startswith("\t"):
+            widths[step] = widths.get(step, 0) + 1
+        previous = width
+    if tabs > spaces:
+        return "\t"
+    if not widths:
+        return "    "
+    return " " * max(widths, key=lambda w: (widths[w], -w))
+
+
+def match_indentation(text: str, unit: str) -> str:
+    """Re-indent the completion's lines (after the first) with the document's unit."""
+    if not unit or "\n" not in text:
+        return text
+    lines = text.split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        stripped = line.lstrip(" \t")
+        lead = line[: len(line) - len(stripped)]
+        if unit == "\t" and lead and "\t" not in lead:
+            lead = "\t" * (len(lead) // 4) + " " * (len(lead) % 4)
+        elif unit != "\t" and "\t" in lead:
+            lead = lead.replace("\t", unit)
+        out.append(lead + stripped)
+    return "\n".join(out)
+
+
 def finish(raw: str, prompt: Prompt) -> str:
     """The text to insert at the cursor, from the raw engine output; '' means nothing to show."""
     if prompt.kind == "chat":
@@ -107,9 +179,13 @@ def finish(raw: str, prompt: Prompt) -> str:
     if prompt.mode is Mode.SINGLE_LINE:
         text = trim_suffix_overlap(text, prompt.line_suffix)
     else:
+        text = trim_repetition(text)
         text = drop_repeated_lines(text, prompt.next_lines)
+        text = match_indentation(text, prompt.indent_unit)
     text = text.rstrip()
-    return text if text.strip() else ""
+    if not text.strip() or is_repetitive(text):
+        return ""
+    return text
 
 
 def is_done(raw: str, prompt: Prompt) -> bool:
@@ -121,4 +197,9 @@ def is_done(raw: str, prompt: Prompt) -> bool:
         return False
     if text == "":
         return raw != "" and not prompt.heal.startswith(raw)
-    return cut(text, prompt)[1]
+    body, ended = cut(text, prompt)
+    if ended:
+        return True
+    # A looping model: stop as soon as the loop shows (the last line may still be growing).
+    complete = body.rsplit("\n", 1)[0] if "\n" in body else ""
+    return trim_repetition(complete) != complete

@@ -51,3 +51,5 @@ class Prompt:
     """Head of the suffix given to the model (chat replies may echo it)."""
     snippets: int = 0
     """Cross-file snippets in the prompt."""
+    indent_unit: str = ""
+    """The document's indentation unit ('\\t' or spaces); completions are re-indented to it."""

@@ -8,8 +8,12 @@ from moe_lsp.prompts.postprocess import (
     cut,
     drop_repeated_lines,
     finish,
+    indent_unit,
     is_done,
+    is_repetitive,
+    match_indentation,
     strip_heal,
+    trim_repetition,
     trim_suffix_overlap,
     unmatched_closers,
 )
@@ -144,3 +148,63 @@ def test_finish(raw: str, p: Prompt, expected: str) -> None:
 )
 def test_is_done(raw: str, p: Prompt, done: bool) -> None:
     assert is_done(raw, p) is done
+
+
+@pytest.mark.parametrize(
+    ("text", "repetitive"),
+    [
+        ("a, a, a, a, a", True),
+        ("x = 1\nx = 1\nx = 1", True),
+        ("foo(bar)", False),
+        ("return fibonacci(n - 1) + fibonacci(n - 2)", False),
+        ("if x:\n    y()\nelse:\n    z()", False),
+        ("))))))))", True),
+    ],
+)
+def test_is_repetitive(text: str, repetitive: bool) -> None:
+    assert is_repetitive(text) is repetitive
+
+
+@pytest.mark.parametrize(
+    ("document", "unit"),
+    [
+        ("def f():\n    return 1\n", "    "),
+        ("func f() {\n\treturn 1\n}\n", "\t"),
+        ("function f() {\n  if (x) {\n    y();\n  }\n}\n", "  "),
+        ("x = 1\n", "    "),
+    ],
+)
+def test_indent_unit(document: str, unit: str) -> None:
+    assert indent_unit(document) == unit
+
+
+@pytest.mark.parametrize(
+    ("text", "unit", "expected"),
+    [
+        ("\n    return 1", "\t", "\n\treturn 1"),  # the model wrote spaces, the file uses tabs
+        ("\n\tif x:\n\t\ty()", "    ", "\n    if x:\n        y()"),
+        ("\n  y();", "  ", "\n  y();"),
+        ("one line", "\t", "one line"),
+    ],
+)
+def test_match_indentation(text: str, unit: str, expected: str) -> None:
+    assert match_indentation(text, unit) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a()\nb()\nb()\nb()", "a()\nb()"),  # consecutive duplicate
+        ("x = 1\ny = 2\nx = 1\nz = 3\nx = 1", "x = 1\ny = 2\nx = 1\nz = 3"),  # third time
+        ("if a:\n    f()\nelse:\n    g()", "if a:\n    f()\nelse:\n    g()"),
+        ("", ""),
+    ],
+)
+def test_trim_repetition(text: str, expected: str) -> None:
+    assert trim_repetition(text) == expected
+
+
+def test_a_looping_model_is_stopped_early() -> None:
+    looping = "\n    w()\n    for f in x:\n        w()\n        w()\n"
+    assert is_done(looping, AFTER_DEF)
+    assert finish(looping, AFTER_DEF) == "\n    w()\n    for f in x:\n        w()"
