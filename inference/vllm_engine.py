@@ -177,7 +177,7 @@ class VllmEngine:
         except Exception:
             self._stats.failed += 1
             if llm.errored:
-                self._fail("The engine stopped unexpectedly; restart the server.")
+                self._fail("The engine stopped unexpectedly.")
             raise
         finally:
             self._live.discard(request_id)
@@ -198,7 +198,7 @@ class VllmEngine:
     def health(self) -> EngineHealth:
         """Current state, with the failure message when there is one."""
         if self._llm is not None and self._llm.errored:
-            self._fail("The engine stopped unexpectedly; restart the server.")
+            self._fail("The engine stopped unexpectedly.")
         return EngineHealth(self._state, self._message)
 
     def stats(self) -> EngineStats:

@@ -14,6 +14,15 @@ from moe_lsp.inference.errors import InferenceError
 
 log = logging.getLogger(__name__)
 
+WATCH_SECONDS = 2.0
+"""How often the engine's health is checked."""
+MAX_RESTARTS = 5
+"""Restarts tried in a row after the engine dies."""
+BACKOFF_FIRST_SECONDS = 1.0
+"""Wait before the first restart; doubled for each next one."""
+BACKOFF_MAX_SECONDS = 60.0
+"""Longest wait between restarts."""
+
 StatusCallback = Callable[[EngineState, str], None]
 """Called with (state, human message) on every change of the engine's state."""
 
@@ -65,7 +74,9 @@ class EngineHost:
         self.state = EngineState.STOPPED
         self.message = ""
         self.load_seconds: float | None = None
+        self.restarts = 0
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -88,7 +99,47 @@ class EngineHost:
         if self._task is None:
             self.state = EngineState.LOADING
             self._task = asyncio.ensure_future(self._load(config))
+            self._watch = asyncio.ensure_future(self._watchdog(config))
         return self._task
+
+    async def _watchdog(self, config: EngineConfig) -> None:
+        """Notice an engine that died after it was ready, and restart it with backoff."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if self._task is not None and not self._task.done():
+                continue
+            engine = self.engine
+            if engine is None or (self.state is EngineState.FAILED and self.load_seconds is None):
+                continue  # never started: a configuration problem, not a crash
+            if self.state is EngineState.READY and engine.health().state is EngineState.READY:
+                continue
+            await self._restart(config)
+
+    async def _restart(self, config: EngineConfig) -> None:
+        for attempt in range(1, MAX_RESTARTS + 1):
+            self.restarts += 1
+            delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (attempt - 1))
+            log.warning("engine stopped; restart %d of %d in %.0f s", attempt, MAX_RESTARTS, delay)
+            self._set(
+                EngineState.LOADING,
+                f"The engine stopped unexpectedly; restarting (attempt {attempt})",
+            )
+            old, self.engine = self.engine, None
+            if old is not None:
+                try:
+                    await asyncio.to_thread(old.shutdown)
+                except Exception:
+                    log.exception("shutdown of the dead engine failed")
+            await asyncio.sleep(delay)
+            self._task = asyncio.ensure_future(self._load(config))
+            await asyncio.shield(self._task)
+            if self.state is EngineState.READY:
+                return
+        self._set(
+            EngineState.FAILED,
+            f"The engine stopped and did not restart after {MAX_RESTARTS} attempts; "
+            "restart the language server.",
+        )
 
     async def _load(self, config: EngineConfig) -> None:
         t0 = time.monotonic()
@@ -117,6 +168,9 @@ class EngineHost:
 
     async def shutdown(self) -> None:
         """Stop the engine and its processes."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         task, self._task = self._task, None
         if task is not None and not task.done():
             # Let a half-started engine finish starting, so that it can be stopped cleanly.

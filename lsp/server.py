@@ -248,6 +248,7 @@ class MoeLanguageServer(LanguageServer):
             "state": str(self.host.state),
             "message": self.host.message,
             "loadSeconds": self.host.load_seconds,
+            "restarts": self.host.restarts,
             "counts": dict(self.counts),
             "latencyMs": self.latency.summary(),
             "engine": {_camel(k): v for k, v in engine_stats.items()} if engine_stats else None,
