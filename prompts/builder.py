@@ -62,6 +62,20 @@ class NoCompletion:
     reason: str
 
 
+BINARY_SAMPLE = 4096
+"""Characters around the cursor checked for binary content."""
+_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r", "\f", "\v"}
+
+
+def looks_binary(text: str, offset: int) -> bool:
+    """Text near the cursor that is not source code: NUL bytes or many control characters."""
+    sample = text[max(0, offset - BINARY_SAMPLE) : offset + BINARY_SAMPLE]
+    if "\x00" in sample:
+        return True
+    controls = sum(1 for ch in sample if ch in _CONTROL or ch == "\ufffd")
+    return len(sample) > 0 and controls / len(sample) > 0.1
+
+
 def heal(ids: list[int], text: str, tok: Tokenizer) -> str:
     """The tail of `text` a completion may extend (its last token, if a partial word or space)."""
     if not ids:
@@ -85,6 +99,8 @@ def build(
 ) -> Prompt | NoCompletion:
     """Build the prompt for a cursor, or say why there is none."""
     offset = max(0, min(req.offset, len(req.text)))
+    if looks_binary(req.text, offset):
+        return NoCompletion("the text looks binary")
     cursor: CursorContext = analyze_cursor(req.tree, req.text, offset)
     if cursor.decision is Decision.NONE:
         return NoCompletion(cursor.reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build, heal
+from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build, heal, looks_binary
 from moe_lsp.prompts.crossfile import OpenDocument
 from moe_lsp.prompts.cursor import decide_mode
 from moe_lsp.prompts.languages import language_for
@@ -141,3 +141,23 @@ def test_prompt_start_is_stable_while_typing(tok) -> None:
         assert isinstance(p, Prompt)
         starts.add(p.token_ids[:20])
     assert len(starts) <= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "binary"),
+    [
+        ("def f():\n\treturn 1\n", False),
+        ("abc\x00def", True),
+        ("\x01\x02\x03\x04 hello", True),
+        ("\ufffd\ufffd\ufffd\ufffd", True),
+        ("日本語のテキスト 😀\r\n", False),
+        ("", False),
+    ],
+)
+def test_looks_binary(text: str, binary: bool) -> None:
+    assert looks_binary(text, len(text) // 2) is binary
+
+
+def test_binary_text_gets_no_completion(tok) -> None:
+    out = build(request("x = 1\x00\x00<CURSOR>"), tok, PREFIX_ONLY)
+    assert isinstance(out, NoCompletion) and "binary" in out.reason
