@@ -100,7 +100,7 @@ async def complete(
     except TimeoutError:
         reason = "timeout"
         log.warning("completion %s stopped after %.1f s", request_id, settings.timeout_seconds)
-    text = finish(raw, prompt)
+    text = finish(raw, prompt, truncated=reason in ("length", "timeout"))
     timings = _timings(t0, t_prompt, first, tokens, prompt)
     log.info(
         "completion %s: %s %s (%s), %d prompt tokens, %d snippets, %d generated, "

@@ -168,18 +168,41 @@ def match_indentation(text: str, unit: str) -> str:
     return "\n".join(out)
 
 
-def finish(raw: str, prompt: Prompt) -> str:
-    """The text to insert at the cursor, from the raw engine output; '' means nothing to show."""
+def sound_prefix(text: str) -> str:
+    """A multi-line completion cut short (token limit, timeout): keep whole lines only, and
+    end where the brackets the completion opened are closed again."""
+    lines = text.split("\n")
+    if len(lines) > 1:
+        lines = lines[:-1]  # the last line was still being written
+    depth = 0
+    keep = 0
+    for i, line in enumerate(lines):
+        for ch in line:
+            if ch in _OPENERS:
+                depth += 1
+            elif ch in _CLOSERS:
+                depth -= 1
+        if depth <= 0:
+            keep = i + 1
+    return "\n".join(lines[:keep]) if keep else ""
+
+
+def finish(raw: str, prompt: Prompt, *, truncated: bool = False) -> str:
+    """The text to insert at the cursor, from the raw engine output; '' means nothing to show.
+
+    `truncated`: the engine stopped on a limit, not because the completion was whole."""
     if prompt.kind == "chat":
         raw = extract_infill(raw, prompt.infill_prefix, prompt.infill_suffix)
     text = strip_heal(raw, prompt.heal)
     if not text:
         return ""
-    text, _ = cut(text, prompt)
+    text, ended = cut(text, prompt)
     if prompt.mode is Mode.SINGLE_LINE:
         text = trim_suffix_overlap(text, prompt.line_suffix)
     else:
         text = trim_repetition(text)
+        if truncated and not ended:
+            text = sound_prefix(text)
         text = drop_repeated_lines(text, prompt.next_lines)
         text = match_indentation(text, prompt.indent_unit)
     text = text.rstrip()

@@ -12,6 +12,7 @@ from moe_lsp.prompts.postprocess import (
     is_done,
     is_repetitive,
     match_indentation,
+    sound_prefix,
     strip_heal,
     trim_repetition,
     trim_suffix_overlap,
@@ -208,3 +209,24 @@ def test_a_looping_model_is_stopped_early() -> None:
     looping = "\n    w()\n    for f in x:\n        w()\n        w()\n"
     assert is_done(looping, AFTER_DEF)
     assert finish(looping, AFTER_DEF) == "\n    w()\n    for f in x:\n        w()"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\n    x = 1\n    y = compute(", "\n    x = 1"),  # unfinished last line dropped
+        ("\n    x = f(\n        a,\n        b", ""),  # the call is never closed: nothing sound is left
+        ("\n    x = f(\n        a,\n    )\n    y", "\n    x = f(\n        a,\n    )"),
+        ("single", "single"),
+    ],
+)
+def test_sound_prefix(text: str, expected: str) -> None:
+    assert sound_prefix(text) == expected
+
+
+def test_truncated_multi_line_keeps_whole_statements() -> None:
+    raw = "\n    total = 0\n    for x in items:\n        total += x\n    return tot"
+    assert finish(raw, AFTER_DEF, truncated=True) == (
+        "\n    total = 0\n    for x in items:\n        total += x"
+    )
+    assert finish(raw, AFTER_DEF) == raw.rstrip()
