@@ -215,7 +215,10 @@ def test_a_looping_model_is_stopped_early() -> None:
     ("text", "expected"),
     [
         ("\n    x = 1\n    y = compute(", "\n    x = 1"),  # unfinished last line dropped
-        ("\n    x = f(\n        a,\n        b", ""),  # the call is never closed: nothing sound is left
+        (
+            "\n    x = f(\n        a,\n        b",
+            "",
+        ),  # the call is never closed: nothing sound is left
         ("\n    x = f(\n        a,\n    )\n    y", "\n    x = f(\n        a,\n    )"),
         ("single", "single"),
     ],
