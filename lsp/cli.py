@@ -59,6 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .transport import serve_stdio, serve_tcp
 
     server = create_server(_settings_from(args))
+    if args.tcp:
+        token = _read_token(args.token_file)
+        if token:
+            server.protocol.required_token = token  # type: ignore[attr-defined]
 
     def _exit_on_signal(signum: int, frame: object) -> None:
         # Stop the engine, then leave at once (the event loop may be busy in a handler).
@@ -78,6 +82,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
+
+
+def _read_token(path: str | None) -> str | None:
+    """The shared TCP token from --token-file or $MOE_LSP_TOKEN (None: no token required)."""
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    return os.environ.get("MOE_LSP_TOKEN") or None
 
 
 def cmd_model_prepare(args: argparse.Namespace) -> int:
@@ -122,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--stdio", action="store_true", help="talk LSP on stdio (the default)")
     serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead")
+    serve.add_argument(
+        "--token-file",
+        help="with --tcp: clients must send this file's token as initializationOptions.token "
+        "(default: $MOE_LSP_TOKEN if set)",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.add_argument("--log-file", help="write the log here instead of stderr")
     serve.add_argument(

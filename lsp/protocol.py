@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -109,6 +110,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _token_ok(data: dict[str, Any], required: str) -> bool:
+    """True if an initialize message carries the shared token (constant-time compare)."""
+    params = data.get("params")
+    options = params.get("initializationOptions") if isinstance(params, dict) else None
+    given = options.get("token") if isinstance(options, dict) else None
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), required.encode())
+
+
 class MoeProtocol(LanguageServerProtocol):
     """pygls' protocol behind a gate that checks every message and answers every request once.
 
@@ -123,6 +132,9 @@ class MoeProtocol(LanguageServerProtocol):
         self._initialized = False
         self._initialized_notified = False
         self._shutdown_requested = False
+        self.required_token: str | None = None
+        """When set (loopback TCP with a shared token), `initialize` must carry it as
+        initializationOptions.token; until then every request is refused."""
 
     # -- entry points -------------------------------------------------------------------------
     def handle_body(self, body: bytes) -> None:
@@ -213,6 +225,8 @@ class MoeProtocol(LanguageServerProtocol):
         if method == INITIALIZE:
             if self._initialize_id is not None:
                 raise Refused(INVALID_REQUEST, "Invalid request: already initialized", msg_id)
+            if self.required_token is not None and not _token_ok(data, self.required_token):
+                raise Refused(INVALID_REQUEST, "Invalid request: missing or wrong token", msg_id)
         elif not self._initialized:
             raise Refused(SERVER_NOT_INITIALIZED, "Server not initialized", msg_id)
         if not self._has_handler(method):

@@ -83,6 +83,8 @@ class ServerSettings:
                         raise SettingsError(f"Unknown completion setting '{k}'.")
                     patch2[_snake(k)] = v
                 result = replace(result, completion=replace(result.completion, **patch2))
+            elif key == "token":
+                continue  # the shared TCP token, checked by the protocol; never kept or logged
             elif key == "logPrompts":
                 result = replace(result, log_prompts=bool(value))
             else:

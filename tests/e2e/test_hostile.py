@@ -583,6 +583,51 @@ def test_tcp_transport_survives_hostile_input(tmp_path: Path) -> None:
     clean_log(tmp_path / "server.log")
 
 
+def test_tcp_shared_token(tmp_path: Path) -> None:
+    """With a token, initialize must carry it; without it nothing else is served."""
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token-value\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "server.log").open("wb")
+    cmd = [*SERVER, "--tcp", str(port), "--token-file", str(token_file)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "no TCP server"
+                time.sleep(0.1)
+        with sock:
+            client = RawClient(sock.sendall, sock.makefile("rb"))
+            wrong = client.ask(
+                request("initialize", {"capabilities": {}, "initializationOptions": {"token": "x"}})
+            )
+            assert "token" in error_of(wrong, INVALID_REQUEST)
+            error_of(client.ask(request("moe/stats", {})), SERVER_NOT_INITIALIZED)
+            right = client.ask(
+                request(
+                    "initialize",
+                    {"capabilities": {}, "initializationOptions": {"token": "s3cr3t-token-value"}},
+                )
+            )
+            assert "capabilities" in right["result"]
+            client.send(notification("initialized", {}))
+            client.alive()
+            client.send(notification("exit"))
+            assert proc.wait(TIMEOUT) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+    assert "s3cr3t-token-value" not in (tmp_path / "server.log").read_text(errors="replace")
+
+
 # -- fuzz: one server, many random frames ----------------------------------------------------------
 LSP_METHODS = [
     "initialize",
