@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup model demo test test-unit lint bench-context clean
+.PHONY: setup model demo test test-unit lint bench-context soak clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ test-unit: setup
 
 bench-context: model
 	$(PY) -m tests.bench.bench_context
+
+soak: model
+	$(PY) -m tests.bench.soak --minutes 10
 
 lint: setup
 	$(VENV)/bin/ruff check lsp inference prompts tests

@@ -1,0 +1,238 @@
+"""Soak: 8 simulated editors typing into one server for N minutes against the real engine.
+
+Reports requests served, unanswered (must be 0), engine requests left running (must be 0),
+server memory at start and end, and p95 latency in the first and last minute. Saves JSON and
+a plot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from lsprotocol import types as lsp
+
+from moe_lsp.lsp.demo import DemoClient, server_command
+
+SNIPPET = '''def process_{n}(items):
+    """Return the sum of the even items."""
+    total = 0
+    for item in items:
+        if item % 2 == 0:
+            total += item
+    return total
+
+
+'''
+HEADER = "import os\nimport sys\n\n\n"
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of the server process itself (the engine runs in child processes)."""
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def tree_pss_mib(pid: int) -> float:
+    root = psutil.Process(pid)
+    total = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            total += getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+async def editor(
+    client: DemoClient,
+    idx: int,
+    until: float,
+    t0: float,
+    samples: list[tuple[float, float]],
+    counts: dict[str, int],
+    rng: random.Random,
+) -> None:
+    uri = f"file:///soak/editor_{idx}.py"
+    text = HEADER
+    client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
+    version, n = 1, 0
+    pending: list[asyncio.Future[Any]] = []
+    while time.monotonic() < until:
+        body = SNIPPET.format(n=n)
+        n += 1
+        for ch in body:
+            if time.monotonic() >= until:
+                break
+            lines = text.split("\n")
+            line, col = len(lines) - 1, len(lines[-1])
+            version += 1
+            client.text_document_did_change(
+                lsp.DidChangeTextDocumentParams(
+                    text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                    content_changes=[
+                        lsp.TextDocumentContentChangePartial(
+                            range=lsp.Range(
+                                start=lsp.Position(line=line, character=col),
+                                end=lsp.Position(line=line, character=col),
+                            ),
+                            text=ch,
+                        )
+                    ],
+                )
+            )
+            text += ch
+            lines = text.split("\n")
+            pos = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
+            sent = time.monotonic()
+            fut = asyncio.ensure_future(
+                client.text_document_inline_completion_async(
+                    lsp.InlineCompletionParams(
+                        text_document=lsp.TextDocumentIdentifier(uri=uri),
+                        position=pos,
+                        context=lsp.InlineCompletionContext(
+                            trigger_kind=lsp.InlineCompletionTriggerKind.Automatic
+                        ),
+                    )
+                )
+            )
+
+            def done(f: asyncio.Future[Any], sent: float = sent) -> None:
+                if f.cancelled():
+                    return
+                if f.exception() is None:
+                    counts["answered"] += 1
+                    samples.append((sent - t0, (time.monotonic() - sent) * 1000))
+                else:
+                    counts["cancelled" if "cancel" in str(f.exception()).lower() else "errors"] += 1
+
+            fut.add_done_callback(done)
+            pending.append(fut)
+            counts["requests"] += 1
+            await asyncio.sleep(rng.uniform(0.06, 0.2))  # 5-16 characters a second
+        pending = [f for f in pending if not f.done()]
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=30)
+        counts["unanswered"] += len(still)
+
+
+async def soak(minutes: float, editors: int) -> dict[str, Any]:
+    client = DemoClient()
+
+    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def _create(params: Any) -> None:
+        return None
+
+    @client.feature("moe/status")
+    def _status(params: Any) -> None:
+        return None
+
+    log = open(os.devnull, "wb")
+    await client.start_server(server_command(), log)
+    assert client._server is not None
+    pid = client._server.pid
+    await client.initialize_async(lsp.InitializeParams(capabilities=lsp.ClientCapabilities()))
+    client.initialized(lsp.InitializedParams())
+    while True:
+        s = await client.protocol.send_request_async("moe/stats", {})
+        if s.state in ("ready", "failed"):
+            break
+        await asyncio.sleep(0.5)
+    if s.state == "failed":
+        raise SystemExit(f"engine failed: {s.message}")
+    rss_start, pss_start = rss_mib(pid), tree_pss_mib(pid)
+    counts = {"requests": 0, "answered": 0, "cancelled": 0, "errors": 0, "unanswered": 0}
+    samples: list[tuple[float, float]] = []
+    t0 = time.monotonic()
+    until = t0 + minutes * 60
+    rng = random.Random(11)
+    await asyncio.gather(
+        *(editor(client, i, until, t0, samples, counts, rng) for i in range(editors))
+    )
+    await asyncio.sleep(2)
+    s = await client.protocol.send_request_async("moe/stats", {})
+    rss_end, pss_end = rss_mib(pid), tree_pss_mib(pid)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    first = [ms for t, ms in samples if t < 60]
+    last = [ms for t, ms in samples if t >= minutes * 60 - 60]
+    return {
+        "minutes": minutes,
+        "editors": editors,
+        **counts,
+        "engine_running_at_end": s.engine.running,
+        "server_counts": dict(s.counts.__dict__) if hasattr(s.counts, "__dict__") else None,
+        "server_rss_mib_start": rss_start,
+        "server_rss_mib_end": rss_end,
+        "rss_growth_pct": 100 * (rss_end - rss_start) / rss_start,
+        "tree_pss_mib_start": pss_start,
+        "tree_pss_mib_end": pss_end,
+        "p95_ms_first_minute": pct(first, 0.95),
+        "p95_ms_last_minute": pct(last, 0.95),
+        "p50_ms_all": pct([ms for _, ms in samples], 0.5),
+        "samples": samples,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--editors", type=int, default=8)
+    ap.add_argument("--out", default="bench-results")
+    args = ap.parse_args()
+    r = asyncio.run(soak(args.minutes, args.editors))
+    print(f"soak: {r['editors']} editors for {r['minutes']} min on one server")
+    print(
+        f"requests {r['requests']}, answered {r['answered']}, cancelled (superseded) "
+        f"{r['cancelled']}, errors {r['errors']}, unanswered {r['unanswered']}"
+    )
+    print(f"engine requests still running at the end: {r['engine_running_at_end']}")
+    print(
+        f"server RSS {r['server_rss_mib_start']:.0f} -> {r['server_rss_mib_end']:.0f} MiB "
+        f"({r['rss_growth_pct']:+.1f} %); server+engine PSS {r['tree_pss_mib_start']:.0f} -> "
+        f"{r['tree_pss_mib_end']:.0f} MiB"
+    )
+    print(
+        f"p95 latency: first minute {r['p95_ms_first_minute']:.0f} ms, last minute "
+        f"{r['p95_ms_last_minute']:.0f} ms; p50 overall {r['p50_ms_all']:.0f} ms"
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "soak.json").write_text(json.dumps(r, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.scatter([t for t, _ in r["samples"]], [ms for _, ms in r["samples"]], s=3)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("request latency (ms)")
+    ax.set_title(f"Soak: {r['editors']} editors, {r['minutes']} min")
+    fig.tight_layout()
+    fig.savefig(out / "soak.png", dpi=100)
+    print(f"saved {out / 'soak.json'} and {out / 'soak.png'}")
+    ok = r["unanswered"] == 0 and r["errors"] == 0 and r["engine_running_at_end"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
