@@ -550,21 +550,27 @@ def test_pipelined_mix_gets_one_answer_each(server: RawClient) -> None:
 
 
 # -- loopback TCP ----------------------------------------------------------------------------------
-def test_tcp_transport_survives_hostile_input(tmp_path: Path) -> None:
+def start_tcp_server(log: Any, *extra: str) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start the server on a free loopback port and connect to it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    proc = subprocess.Popen([*SERVER, "--tcp", str(port), *extra], stdout=log, stderr=log)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            return proc, socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            if time.monotonic() >= deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError("no TCP server") from None
+            time.sleep(0.1)
+
+
+def test_tcp_transport_survives_hostile_input(tmp_path: Path) -> None:
     log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([*SERVER, "--tcp", str(port)], stdout=log, stderr=log)
+    proc, sock = start_tcp_server(log)
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "no TCP server"
-                time.sleep(0.1)
         with sock:
             client = RawClient(sock.sendall, sock.makefile("rb"))
             since = client.mark()
@@ -587,21 +593,9 @@ def test_tcp_shared_token(tmp_path: Path) -> None:
     """With a token, initialize must carry it; without it nothing else is served."""
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token-value\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     log = (tmp_path / "server.log").open("wb")
-    cmd = [*SERVER, "--tcp", str(port), "--token-file", str(token_file)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    proc, sock = start_tcp_server(log, "--token-file", str(token_file))
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "no TCP server"
-                time.sleep(0.1)
         with sock:
             client = RawClient(sock.sendall, sock.makefile("rb"))
             wrong = client.ask(
