@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup model demo test test-unit lint bench-context soak clean
+.PHONY: setup model demo test test-unit test-editors vsix lint bench-context soak clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ demo: model
 
 test: model
 	$(PY) -m pytest -ra
+
+# The VS Code extension: npm ci, unit tests (node --test), esbuild bundle, .vsix.
+test-editors:
+	bash editors/vscode/ci.sh
+
+vsix: test-editors
 
 test-unit: setup
 	$(PY) -m pytest -ra tests/unit

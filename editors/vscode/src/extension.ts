@@ -1,0 +1,303 @@
+/** VS Code glue: starts moe-lsp, shows its state, gates completions by language. */
+import * as fs from "node:fs";
+import * as vscode from "vscode";
+import {
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+} from "vscode-languageclient/node";
+import { buildInitializationOptions, MoeSettings } from "./logic/initOptions";
+import { isLanguageEnabled, LanguageRules, toggleLanguage } from "./logic/languages";
+import { findServerCommand } from "./logic/serverCommand";
+import { EngineState, formatStats, formatStatus, lastTotalMs, parseState } from "./logic/status";
+
+const SECTION = "moeLsp";
+const REMOTE_TOKEN_KEY = "moeLsp.remoteToken";
+/** Settings whose change needs a new server (they are initializationOptions or the command). */
+const RESTART_KEYS = ["server", "engine", "completion", "logPrompts"].map((k) => `${SECTION}.${k}`);
+const STATS_DELAY_MS = 400;
+
+let client: LanguageClient | undefined;
+let log: vscode.LogOutputChannel;
+let statusItem: vscode.StatusBarItem;
+let engineState: EngineState = "stopped";
+let engineMessage = "";
+let lastMs: number | undefined;
+let statsTimer: NodeJS.Timeout | undefined;
+let statsInFlight = false;
+
+function config(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration(SECTION);
+}
+
+function languageRules(): LanguageRules {
+  const c = config();
+  return {
+    enabled: c.get<boolean>("enabled", true),
+    enabledLanguages: c.get<string[]>("enabledLanguages", []),
+    disabledLanguages: c.get<string[]>("disabledLanguages", []),
+  };
+}
+
+function readSettings(): MoeSettings {
+  const c = config();
+  return {
+    engine: {
+      model: c.get<string>("engine.model"),
+      kvCacheGib: c.get<number | null>("engine.kvCacheGib"),
+      maxModelLen: c.get<number | null>("engine.maxModelLen"),
+      extra: c.get<Record<string, unknown>>("engine.extra"),
+    },
+    completion: {
+      debounceCeilingMs: c.get<number | null>("completion.debounceCeilingMs"),
+      extra: c.get<Record<string, unknown>>("completion.extra"),
+    },
+    logPrompts: c.get<boolean>("logPrompts", false),
+  };
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    if (!fs.statSync(file).isFile()) return false;
+    if (process.platform !== "win32") fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function updateStatus(): void {
+  const editor = vscode.window.activeTextEditor;
+  const languageId = editor?.document.languageId;
+  const enabled = languageId ? isLanguageEnabled(languageId, languageRules()) : languageRules().enabled;
+  const s = formatStatus({ state: engineState, message: engineMessage, lastTotalMs: lastMs, enabled, languageId });
+  statusItem.text = s.text;
+  statusItem.tooltip = s.tooltip;
+  statusItem.backgroundColor =
+    s.severity === "error"
+      ? new vscode.ThemeColor("statusBarItem.errorBackground")
+      : s.severity === "warning"
+        ? new vscode.ThemeColor("statusBarItem.warningBackground")
+        : undefined;
+  statusItem.show();
+}
+
+/** Ask for `moe/stats` a little after a completion; one request at a time, coalesced. */
+function scheduleStats(): void {
+  if (statsTimer) clearTimeout(statsTimer);
+  statsTimer = setTimeout(async () => {
+    statsTimer = undefined;
+    if (!client || !client.isRunning() || statsInFlight) return;
+    statsInFlight = true;
+    try {
+      const stats = await client.sendRequest("moe/stats", {});
+      const ms = lastTotalMs(stats);
+      if (ms !== undefined) lastMs = ms;
+      updateStatus();
+    } catch (err) {
+      log.debug(`moe/stats failed: ${err}`);
+    } finally {
+      statsInFlight = false;
+    }
+  }, STATS_DELAY_MS);
+}
+
+async function startClient(): Promise<void> {
+  const folders = (vscode.workspace.workspaceFolders ?? [])
+    .filter((f) => f.uri.scheme === "file")
+    .map((f) => f.uri.fsPath);
+  const c = config();
+  const found = findServerCommand({
+    configuredCommand: c.get<string>("server.command"),
+    configuredArgs: c.get<string[]>("server.args"),
+    workspaceFolders: folders,
+    pathEnv: process.env.PATH,
+    platform: process.platform,
+    isExecutable,
+  });
+  if (!found) {
+    engineState = "failed";
+    engineMessage = "moe-lsp not found";
+    updateStatus();
+    log.error("moe-lsp not found: set moeLsp.server.command, or run `make setup` in the workspace.");
+    void vscode.window
+      .showErrorMessage(
+        "moe-lsp: server not found. Set moeLsp.server.command or run `make setup` in the workspace.",
+        "Open Settings",
+      )
+      .then((choice) => {
+        if (choice) void vscode.commands.executeCommand("workbench.action.openSettings", "moeLsp.server");
+      });
+    return;
+  }
+  const initializationOptions = buildInitializationOptions(readSettings());
+  log.info(`starting ${found.command} ${found.args.join(" ")} (from ${found.source})`);
+  log.info(`initializationOptions: ${JSON.stringify(initializationOptions)}`);
+
+  const serverOptions: ServerOptions = {
+    command: found.command,
+    args: found.args,
+    transport: TransportKind.stdio,
+    options: { cwd: folders[0] },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    initializationOptions,
+    outputChannel: log,
+    middleware: {
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        if (!isLanguageEnabled(document.languageId, languageRules())) return undefined;
+        const result = await next(document, position, context, token);
+        if (!token.isCancellationRequested) scheduleStats();
+        return result;
+      },
+      provideCompletionItem: async (document, position, context, token, next) => {
+        if (!isLanguageEnabled(document.languageId, languageRules())) return undefined;
+        const result = await next(document, position, context, token);
+        if (!token.isCancellationRequested) scheduleStats();
+        return result;
+      },
+    },
+  };
+  const c2 = new LanguageClient("moeLsp", "moe-lsp", serverOptions, clientOptions);
+  client = c2;
+  c2.onDidChangeState((e) => {
+    if (e.newState === State.Stopped) {
+      engineState = "stopped";
+      engineMessage = "";
+    } else if (e.newState === State.Starting) {
+      engineState = "starting";
+    }
+    updateStatus();
+  });
+  c2.onNotification("moe/status", (params: { state?: string; message?: string }) => {
+    engineState = parseState(params?.state);
+    engineMessage = params?.message ?? "";
+    log.info(`moe/status: ${engineState}${engineMessage ? ` — ${engineMessage}` : ""}`);
+    updateStatus();
+  });
+  engineState = "starting";
+  engineMessage = "";
+  updateStatus();
+  try {
+    await c2.start();
+    if (engineState === "starting") engineState = "loading";
+    updateStatus();
+  } catch (err) {
+    engineState = "failed";
+    engineMessage = String(err);
+    log.error(`could not start moe-lsp: ${err}`);
+    updateStatus();
+  }
+}
+
+async function stopClient(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c) {
+    try {
+      await c.stop();
+    } catch (err) {
+      log.warn(`stopping moe-lsp: ${err}`);
+    }
+  }
+}
+
+async function restart(): Promise<void> {
+  await stopClient();
+  lastMs = undefined;
+  await startClient();
+}
+
+async function showStats(): Promise<void> {
+  if (!client || !client.isRunning()) {
+    log.info("moe/stats: server not running");
+    log.show(true);
+    return;
+  }
+  try {
+    const stats = await client.sendRequest("moe/stats", {});
+    const ms = lastTotalMs(stats);
+    if (ms !== undefined) lastMs = ms;
+    updateStatus();
+    log.info("moe/stats\n" + formatStats(stats));
+  } catch (err) {
+    log.error(`moe/stats failed: ${err}`);
+  }
+  log.show(true);
+}
+
+async function toggle(): Promise<void> {
+  const now = !config().get<boolean>("enabled", true);
+  await config().update("enabled", now, vscode.ConfigurationTarget.Global);
+  void vscode.window.showInformationMessage(`moe-lsp completions ${now ? "on" : "off"}.`);
+}
+
+async function toggleCurrentLanguage(): Promise<void> {
+  const languageId = vscode.window.activeTextEditor?.document.languageId;
+  if (!languageId) {
+    void vscode.window.showWarningMessage("moe-lsp: open a file to toggle its language.");
+    return;
+  }
+  const next = toggleLanguage(languageId, languageRules());
+  await config().update("enabledLanguages", next.enabledLanguages, vscode.ConfigurationTarget.Global);
+  await config().update("disabledLanguages", next.disabledLanguages, vscode.ConfigurationTarget.Global);
+  void vscode.window.showInformationMessage(
+    `moe-lsp completions ${next.nowEnabled ? "on" : "off"} for ${languageId}.`,
+  );
+}
+
+async function setRemoteToken(context: vscode.ExtensionContext): Promise<void> {
+  const value = await vscode.window.showInputBox({
+    title: "moe-lsp: remote engine token",
+    prompt: "Stored in VS Code SecretStorage, never in settings. Leave empty to delete it.",
+    password: true,
+    ignoreFocusOut: true,
+  });
+  if (value === undefined) return;
+  if (value === "") {
+    await context.secrets.delete(REMOTE_TOKEN_KEY);
+    void vscode.window.showInformationMessage("moe-lsp: remote token deleted.");
+  } else {
+    await context.secrets.store(REMOTE_TOKEN_KEY, value);
+    void vscode.window.showInformationMessage("moe-lsp: remote token stored (not used by the server yet).");
+  }
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  log = vscode.window.createOutputChannel("moe-lsp", { log: true });
+  statusItem = vscode.window.createStatusBarItem("moeLsp.status", vscode.StatusBarAlignment.Right, 100);
+  statusItem.name = "moe-lsp";
+  statusItem.command = "moeLsp.showStats";
+  context.subscriptions.push(
+    log,
+    statusItem,
+    vscode.commands.registerCommand("moeLsp.restart", restart),
+    vscode.commands.registerCommand("moeLsp.toggle", toggle),
+    vscode.commands.registerCommand("moeLsp.toggleLanguage", toggleCurrentLanguage),
+    vscode.commands.registerCommand("moeLsp.showLog", () => log.show()),
+    vscode.commands.registerCommand("moeLsp.showStats", showStats),
+    vscode.commands.registerCommand("moeLsp.setRemoteToken", () => setRemoteToken(context)),
+    vscode.window.onDidChangeActiveTextEditor(() => updateStatus()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (RESTART_KEYS.some((k) => e.affectsConfiguration(k))) {
+        log.info("settings changed: restarting moe-lsp");
+        void restart();
+      } else if (e.affectsConfiguration(SECTION)) {
+        updateStatus();
+      }
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      if (!client) void restart();
+    }),
+    { dispose: () => statsTimer && clearTimeout(statsTimer) },
+  );
+  updateStatus();
+  await startClient();
+}
+
+export async function deactivate(): Promise<void> {
+  await stopClient();
+}
