@@ -1,0 +1,473 @@
+-- moe-lsp for Neovim: starts the server through vim.lsp and shows its inline completions.
+-- Neovim 0.12+: the built-in vim.lsp.inline_completion. Neovim 0.10/0.11: ghost text drawn here.
+local M = {}
+
+local NAME = "moe_lsp"
+local ns = vim.api.nvim_create_namespace("moe_lsp_ghost")
+local has_011 = vim.fn.has("nvim-0.11") == 1
+
+M.config = {
+  cmd = { "moe-lsp", "serve" },
+  filetypes = { "python", "javascript", "typescript", "typescriptreact", "go", "rust", "java", "c", "cpp" },
+  init_options = {},
+  root_markers = { ".git" },
+  debounce_ms = 75,
+  -- nil: the built-in inline completion on 0.12+, the plugin's ghost text otherwise.
+  -- false: always the plugin's ghost text.
+  builtin = nil,
+  keys = {
+    accept = "<Tab>",
+    accept_alt = "<C-l>",
+    accept_word = "<C-Right>",
+    accept_line = "<C-Down>",
+    dismiss = "<C-]>",
+  },
+}
+
+-- Last moe/status notification: { state = "loading"|"ready"|"failed", message = "..." }
+M.server_status = { state = "starting", message = "" }
+
+-- Ghost state for the plugin's own renderer (one at a time, in the current buffer).
+local ghost = nil -- { buf, row, col, text, item, client_id, tick, mark }
+local pending = nil -- { client, id }
+local timer = nil
+
+---------------------------------------------------------------------------------------------
+-- helpers
+
+local function request(client, method, params, handler, bufnr)
+  if has_011 then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+local function cancel(client, id)
+  if has_011 then
+    client:cancel_request(id)
+  else
+    client.cancel_request(id)
+  end
+end
+
+local function get_client(bufnr)
+  local clients = (vim.lsp.get_clients or vim.lsp.get_active_clients)({ bufnr = bufnr, name = NAME })
+  return clients[1]
+end
+
+-- LSP character index on `line` -> byte index.
+local function byte_index(line, index, encoding)
+  if encoding == "utf-8" then
+    return math.min(index, #line)
+  end
+  local ok, res = pcall(vim.str_byteindex, line, encoding, index, false) -- 0.11+
+  if ok and type(res) == "number" then
+    return res
+  end
+  ok, res = pcall(vim.str_byteindex, line, index, encoding == "utf-16") -- 0.10
+  if ok and type(res) == "number" then
+    return res
+  end
+  return math.min(index, #line)
+end
+
+local function item_text(item)
+  local t = item.insertText
+  if type(t) == "table" then
+    t = t.value or ""
+  end
+  return t or ""
+end
+
+local function buf_line(buf, row)
+  return vim.api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ""
+end
+
+---------------------------------------------------------------------------------------------
+-- rendering (0.10/0.11)
+
+local function clear()
+  if ghost and vim.api.nvim_buf_is_valid(ghost.buf) then
+    pcall(vim.api.nvim_buf_del_extmark, ghost.buf, ns, ghost.mark)
+  end
+  ghost = nil
+end
+
+local function cancel_pending()
+  if pending then
+    pcall(cancel, pending.client, pending.id)
+    pending = nil
+  end
+end
+
+local function render(g)
+  local lines = vim.split(g.text, "\n", { plain = true })
+  local virt_lines = {}
+  for i = 2, #lines do
+    virt_lines[#virt_lines + 1] = { { lines[i], "MoeLspGhost" } }
+  end
+  local opts = {
+    virt_text = { { lines[1], "MoeLspGhost" } },
+    virt_text_pos = "inline",
+    hl_mode = "combine",
+  }
+  if #virt_lines > 0 then
+    opts.virt_lines = virt_lines
+  end
+  if g.mark then
+    opts.id = g.mark
+  end
+  g.mark = vim.api.nvim_buf_set_extmark(g.buf, ns, g.row, g.col, opts)
+  ghost = g
+end
+
+--- Whether ghost text is shown now.
+function M.visible()
+  if M.use_builtin() then
+    return false
+  end
+  return ghost ~= nil and ghost.text ~= ""
+end
+
+--- The ghost text shown now (or nil), for tests and statuslines.
+function M.ghost_text()
+  return ghost and ghost.text or nil
+end
+
+local function show(buf, client, item)
+  local cur = vim.api.nvim_win_get_cursor(0)
+  local row, col = cur[1] - 1, cur[2]
+  local text = item_text(item)
+  if item.range then
+    -- The item replaces range; what the user already typed in it is not ghost text.
+    local s, e = item.range.start, item.range["end"]
+    if s.line ~= row or e.line ~= row then
+      return
+    end
+    local line = buf_line(buf, row)
+    local sb = byte_index(line, s.character, client.offset_encoding)
+    local eb = byte_index(line, e.character, client.offset_encoding)
+    if sb > col then
+      return
+    end
+    local typed = line:sub(sb + 1, col)
+    if text:sub(1, #typed) ~= typed then
+      return
+    end
+    text = text:sub(#typed + 1)
+    -- Text right of the cursor inside the range is replaced; keep only ranges ending at the cursor
+    -- or whose replaced tail the completion repeats (then it is shown and accepted as is).
+    if eb > col then
+      local tail = line:sub(col + 1, eb)
+      if text:sub(-#tail) == tail then
+        text = text:sub(1, #text - #tail)
+      end
+    end
+  end
+  if text == "" then
+    return
+  end
+  clear()
+  render({ buf = buf, row = row, col = col, text = text, item = item, client_id = client.id,
+           tick = vim.api.nvim_buf_get_changedtick(buf) })
+end
+
+--- Ask the server for an inline completion at the cursor now (no debounce).
+function M.request(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = get_client(bufnr)
+  if not client then
+    return false
+  end
+  cancel_pending()
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  params.context = { triggerKind = 2 } -- Automatic
+  local tick = vim.api.nvim_buf_get_changedtick(bufnr)
+  local cur = vim.api.nvim_win_get_cursor(0)
+  local ok, id
+  ok, id = request(client, "textDocument/inlineCompletion", params, function(err, result)
+    if pending and pending.id == id then
+      pending = nil
+    end
+    if err or not result then
+      return
+    end
+    -- Drop stale answers: the buffer or the cursor changed since the request.
+    if vim.api.nvim_get_current_buf() ~= bufnr
+      or vim.api.nvim_buf_get_changedtick(bufnr) ~= tick
+      or not vim.deep_equal(vim.api.nvim_win_get_cursor(0), cur)
+      or not vim.startswith(vim.api.nvim_get_mode().mode, "i") then
+      return
+    end
+    local items = result.items or result
+    if type(items) == "table" and items[1] then
+      show(bufnr, client, items[1])
+    end
+  end, bufnr)
+  if ok and id then
+    pending = { client = client, id = id }
+  end
+  return ok
+end
+
+local function schedule_request(bufnr)
+  if not timer then
+    timer = (vim.uv or vim.loop).new_timer()
+  end
+  timer:stop()
+  cancel_pending()
+  timer:start(M.config.debounce_ms, 0, vim.schedule_wrap(function()
+    if vim.api.nvim_buf_is_valid(bufnr) and vim.api.nvim_get_current_buf() == bufnr
+      and vim.startswith(vim.api.nvim_get_mode().mode, "i") then
+      M.request(bufnr)
+    end
+  end))
+end
+
+local function on_change(bufnr)
+  if ghost and ghost.buf == bufnr then
+    local cur = vim.api.nvim_win_get_cursor(0)
+    local row, col = cur[1] - 1, cur[2]
+    -- Our own partial accept: the ghost was moved already.
+    if ghost.tick == vim.api.nvim_buf_get_changedtick(bufnr) and row == ghost.row and col == ghost.col then
+      return
+    end
+    -- Typed what the ghost text shows: keep the rest.
+    if row == ghost.row and col > ghost.col then
+      local typed = buf_line(bufnr, row):sub(ghost.col + 1, col)
+      local first = vim.split(ghost.text, "\n", { plain = true })[1]
+      if #typed < #first and first:sub(1, #typed) == typed then
+        local g = ghost
+        g.text = ghost.text:sub(#typed + 1)
+        g.col = col
+        g.tick = vim.api.nvim_buf_get_changedtick(bufnr)
+        render(g)
+        return
+      end
+    end
+    if row == ghost.row and col == ghost.col and ghost.tick == vim.api.nvim_buf_get_changedtick(bufnr) then
+      return
+    end
+    clear()
+  end
+  schedule_request(bufnr)
+end
+
+---------------------------------------------------------------------------------------------
+-- accepting
+
+local function exec_command(client, item, bufnr)
+  local cmd = item.command
+  if not cmd then
+    return
+  end
+  if has_011 and client.exec_cmd then
+    client:exec_cmd(cmd, { bufnr = bufnr })
+  else
+    request(client, "workspace/executeCommand", { command = cmd.command, arguments = cmd.arguments },
+      function() end, bufnr)
+  end
+end
+
+-- Insert `text` at the ghost's position and move the cursor after it.
+local function insert(g, text)
+  local lines = vim.split(text, "\n", { plain = true })
+  vim.api.nvim_buf_set_text(g.buf, g.row, g.col, g.row, g.col, lines)
+  local row = g.row + #lines - 1
+  local col = (#lines == 1) and (g.col + #lines[1]) or #lines[#lines]
+  vim.api.nvim_win_set_cursor(0, { row + 1, col })
+  return row, col
+end
+
+-- kind: "all" | "word" | "line"
+function M.accept(kind)
+  kind = kind or "all"
+  if not M.visible() then
+    return false
+  end
+  local g = ghost
+  local part = g.text
+  if kind == "word" then
+    part = g.text:match("^%s*[%w_]+") or g.text:match("^%s*[^%w_%s]+") or g.text:match("^%s+") or g.text
+  elseif kind == "line" then
+    local nl = g.text:find("\n", 1, true)
+    if nl == 1 then
+      part = "\n" .. (g.text:match("^\n([^\n]*)") or "")
+    elseif nl then
+      part = g.text:sub(1, nl - 1)
+    end
+  end
+  local rest = g.text:sub(#part + 1)
+  cancel_pending()
+  if timer then
+    timer:stop()
+  end
+  local row, col = insert(g, part)
+  local client = vim.lsp.get_client_by_id(g.client_id)
+  if rest == "" then
+    clear()
+    if client then
+      exec_command(client, g.item, g.buf)
+    end
+  else
+    g.row, g.col, g.text = row, col, rest
+    g.tick = vim.api.nvim_buf_get_changedtick(g.buf)
+    render(g)
+  end
+  return true
+end
+
+function M.dismiss()
+  cancel_pending()
+  if timer then
+    timer:stop()
+  end
+  local was = ghost ~= nil
+  clear()
+  return was
+end
+
+---------------------------------------------------------------------------------------------
+-- built-in (0.12+)
+
+function M.use_builtin()
+  if M.config.builtin == false then
+    return false
+  end
+  return vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
+end
+
+---------------------------------------------------------------------------------------------
+-- keys
+
+local function termcodes(k)
+  return vim.api.nvim_replace_termcodes(k, true, false, true)
+end
+
+local function map(lhs, fn_name, arg, builtin_fn)
+  if not lhs or lhs == "" then
+    return
+  end
+  vim.keymap.set("i", lhs, function()
+    if M.use_builtin() then
+      if builtin_fn and builtin_fn() then
+        return ""
+      end
+      return termcodes(lhs)
+    end
+    if M.visible() then
+      return termcodes(("<Cmd>lua require('moe_lsp').%s(%s)<CR>"):format(fn_name, arg and ("%q"):format(arg) or ""))
+    end
+    return termcodes(lhs)
+  end, { expr = true, replace_keycodes = false, desc = "moe-lsp: " .. fn_name .. (arg and (" " .. arg) or "") })
+end
+
+local function set_keys(keys)
+  local builtin_accept = function()
+    return vim.lsp.inline_completion.get()
+  end
+  map(keys.accept, "accept", "all", builtin_accept)
+  map(keys.accept_alt, "accept", "all", builtin_accept)
+  map(keys.accept_word, "accept", "word", nil)
+  map(keys.accept_line, "accept", "line", nil)
+  map(keys.dismiss, "dismiss", nil, nil)
+end
+
+---------------------------------------------------------------------------------------------
+-- setup
+
+local function root_dir(bufnr)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  local found = vim.fs.find(M.config.root_markers, { path = vim.fs.dirname(name), upward = true })[1]
+  return found and vim.fs.dirname(found) or vim.fn.getcwd()
+end
+
+local function attach_ghost(bufnr)
+  if vim.b[bufnr].moe_lsp_attached then
+    return
+  end
+  vim.b[bufnr].moe_lsp_attached = true
+  local group = vim.api.nvim_create_augroup("moe_lsp_buf_" .. bufnr, { clear = true })
+  vim.api.nvim_create_autocmd({ "TextChangedI", "TextChangedP", "CursorMovedI", "InsertEnter" }, {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      on_change(bufnr)
+    end,
+  })
+  vim.api.nvim_create_autocmd({ "InsertLeave", "BufLeave" }, {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      M.dismiss()
+    end,
+  })
+end
+
+-- For tests: show `text` as ghost text at the cursor (item may carry a command), and attach the
+-- insert-mode autocommands to a buffer without starting a server.
+function M._show_text(text, item)
+  local cur = vim.api.nvim_win_get_cursor(0)
+  clear()
+  render({ buf = vim.api.nvim_get_current_buf(), row = cur[1] - 1, col = cur[2], text = text,
+           item = item or { insertText = text }, client_id = -1,
+           tick = vim.api.nvim_buf_get_changedtick(0) })
+end
+M._attach = attach_ghost
+
+function M.start(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local cfg = M.config
+  local client_id = vim.lsp.start({
+    name = NAME,
+    cmd = cfg.cmd,
+    root_dir = root_dir(bufnr),
+    init_options = cfg.init_options,
+    handlers = {
+      ["moe/status"] = function(_, params)
+        M.server_status = params or M.server_status
+        if params and params.state == "failed" then
+          vim.notify("moe-lsp: " .. (params.message or "engine failed"), vim.log.levels.ERROR)
+        end
+        pcall(vim.api.nvim_exec_autocmds, "User", { pattern = "MoeLspStatus", modeline = false })
+      end,
+    },
+  }, { bufnr = bufnr })
+  if not client_id then
+    return nil
+  end
+  if M.use_builtin() then
+    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  else
+    attach_ghost(bufnr)
+  end
+  return client_id
+end
+
+function M.setup(opts)
+  opts = opts or {}
+  local keys = vim.tbl_extend("force", M.config.keys, opts.keys or {})
+  M.config = vim.tbl_extend("force", M.config, opts)
+  M.config.keys = keys
+  vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
+  set_keys(keys)
+  local group = vim.api.nvim_create_augroup("moe_lsp", { clear = true })
+  vim.api.nvim_create_autocmd("FileType", {
+    group = group,
+    pattern = M.config.filetypes,
+    callback = function(ev)
+      if vim.bo[ev.buf].buftype == "" then
+        M.start(ev.buf)
+      end
+    end,
+  })
+  -- Buffers already open when setup runs.
+  for _, b in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(b) and vim.tbl_contains(M.config.filetypes, vim.bo[b].filetype)
+      and vim.bo[b].buftype == "" then
+      M.start(b)
+    end
+  end
+end
+
+return M

