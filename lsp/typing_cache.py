@@ -15,6 +15,8 @@ PREFIX_TAIL = 4096
 class Shown:
     """A completion shown at a cursor: the text around the cursor then, and what was shown."""
 
+    offset: int
+    """Cursor offset when it was shown."""
     before: str
     """The last PREFIX_TAIL characters before the cursor."""
     after: str
@@ -38,7 +40,7 @@ class TypingCache:
         self._shown.pop(uri, None)
         if not text:
             return
-        self._shown[uri] = Shown(prefix[-PREFIX_TAIL:], suffix, text)
+        self._shown[uri] = Shown(len(prefix), prefix[-PREFIX_TAIL:], suffix, text)
         while len(self._shown) > self.max_entries:
             self._shown.popitem(last=False)
 
@@ -51,13 +53,11 @@ class TypingCache:
         shown = self._shown.get(uri)
         if shown is None or suffix != shown.after:
             return None
-        tail = prefix[-(PREFIX_TAIL + len(shown.text)) :]
-        for typed_len in range(0, len(shown.text)):
-            # The text before the cursor is the old one plus the first `typed_len` characters.
-            typed = shown.text[:typed_len]
-            if tail.endswith(shown.before + typed) if typed_len else tail.endswith(shown.before):
-                if typed_len == 0:
-                    return None  # same place, nothing typed: ask again (the user may want new)
-                rest = shown.text[typed_len:]
-                return rest if rest.strip() else None
-        return None
+        # The user typed `typed_len` characters at the cursor: exactly one candidate to check.
+        typed_len = len(prefix) - shown.offset
+        if not 0 < typed_len < len(shown.text):
+            return None
+        if not prefix.endswith(shown.before + shown.text[:typed_len]):
+            return None
+        rest = shown.text[typed_len:]
+        return rest if rest.strip() else None

@@ -125,7 +125,12 @@ def build(
     start = stable_prefix_start(prefix, tok, prefix_budget, budget.step_lines)
     window = prefix[start:]
     suffix_window = suffix[: fit_suffix(suffix, tok, suffix_budget)] if uses_suffix else ""
-    healed = heal(tok.encode(window), window, tok) if profile.kind != "chat" else ""
+    healed = ""
+    if profile.kind != "chat":
+        # The last token depends only on nearby text: encode the last two lines, not the window.
+        last_nl = window.rfind("\n")
+        tail = window[window.rfind("\n", 0, max(last_nl, 0)) + 1 :] if last_nl > 0 else window
+        healed = heal(tok.encode(tail), tail, tok)
     parts = PromptParts(
         prefix=window[: len(window) - len(healed)],
         suffix=suffix_window,

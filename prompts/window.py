@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import re
 
 from .tokens import Tokenizer
@@ -119,8 +118,3 @@ def fit_suffix(suffix: str, tok: Tokenizer, budget: int) -> int:
         else:
             hi_i = mid - 1
     return ends[lo]
-
-
-def line_index(starts: list[int], offset: int) -> int:
-    """Index of the line holding `offset`, given sorted line starts."""
-    return max(0, bisect.bisect_right(starts, offset) - 1)
