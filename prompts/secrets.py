@@ -198,11 +198,30 @@ def redact(text: str) -> str:
 
     Returns `text` itself when nothing was found.
     """
+    out = _redact_once(text)
+    if out == text:
+        return text
+    # One pass can expose another secret (a quoted END marker redacted leaves a BEGIN line
+    # followed by key material); passes repeat until nothing changes, so `redact` is
+    # idempotent. Each pass only shrinks secrets to placeholders, so this ends quickly.
+    for _ in range(_MAX_PASSES):
+        again = _redact_once(out)
+        if again == out:
+            break
+        out = again
+    return out
+
+
+_MAX_PASSES = 8
+"""Bound on repeated passes (in practice two suffice)."""
+
+
+def _redact_once(text: str) -> str:
+    """One pass of every pattern: key blocks, vendor tokens, secret assignments."""
     out = text
     if "PRIVATE KEY" in out:
         out = _PEM.sub(_pem, out)
         if "-----END" in out:
             out = _PEM_TAIL.sub(_pem_tail, out)
     out = _TOKENS.sub(PLACEHOLDER, out)
-    out = _redact_values(out)
-    return text if out == text else out
+    return _redact_values(out)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples on every run, so a merge is never blocked by a new random find;
+# local runs explore fresh examples each time (and keep failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _PIECES = re.compile(r"\n[ \t]*|[ \t]+(?=\S)|[ \t]+|\s|\w+| ?[^\w\s]")
 

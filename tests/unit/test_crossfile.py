@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from moe_lsp.prompts.crossfile import (
@@ -645,9 +643,10 @@ def test_index_is_bounded_and_keyed_by_version() -> None:
     assert len(index) == 0
 
 
-def test_twenty_open_documents_are_cheap_per_keystroke() -> None:
-    """Measured here (2 CPU cores): 20 open 2,000-line files, first call ~110 ms (redaction,
-    windows, parsing the files that mention a name), then ~6-10 ms per keystroke."""
+@pytest.mark.timeout(120)
+def test_twenty_open_documents_give_both_kinds_of_context() -> None:
+    """20 open 2,000-line files (measured here: first call ~110 ms, then ~6-10 ms per
+    keystroke; timing belongs to `make bench-context`, the timeout only catches a hang)."""
 
     def module(k: int) -> str:
         parts = [f"from pkg.m{k + 1} import helper_{k + 1}_1\n\n"]
@@ -662,15 +661,12 @@ def test_twenty_open_documents_are_cheap_per_keystroke() -> None:
     current, rest = docs[0], docs[1:]
     offset = len(current.text) // 2
     index = SnippetIndex()
-    start = time.perf_counter()
     first = gather_context(current, offset, rest, budget=600, count_tokens=words, index=index)
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
-    for i in range(5):
+    assert any(s.kind == "definition" for s in first) and any(s.kind == "similar" for s in first)
+    for i in range(1, 4):
         typed = doc(
             current.path, current.text[:offset] + "x" * i + current.text[offset:], version=i
         )
-        gather_context(typed, offset + i, rest, budget=600, count_tokens=words, index=index)
-    warm = (time.perf_counter() - start) / 5
-    assert any(s.kind == "definition" for s in first) and any(s.kind == "similar" for s in first)
-    assert cold < 2.0 and warm < 0.25, f"cold {cold * 1000:.0f} ms, warm {warm * 1000:.0f} ms"
+        again = gather_context(typed, offset + i, rest, budget=600, count_tokens=words, index=index)
+        # typing a few characters does not reorder the context (the prefix cache relies on it)
+        assert [s.path for s in again] == [s.path for s in first]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,8 +213,10 @@ def test_ordinary_code_is_untouched(text: str) -> None:
     assert redact(text) is text
 
 
-def test_redact_one_megabyte_is_fast() -> None:
-    """Measured here: ~35 ms for 1 MB of Python; the bound leaves room for slow CI machines."""
+@pytest.mark.timeout(60)
+def test_redact_one_megabyte_ends() -> None:
+    """No pattern backtracks without bound on a megabyte of code (measured here: ~35 ms;
+    the figure is printed by `make bench-context`, the timeout only catches a hang)."""
     chunk = (
         "def handler(request, token_store):\n"
         '    """Answer one request."""\n'
@@ -226,13 +226,9 @@ def test_redact_one_megabyte_is_fast() -> None:
     )
     text = chunk * (1_000_000 // len(chunk) + 1)
     text = text[:500_000] + f'api_key = "{OPENAI}"\n' + text[500_000:1_000_000]
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        out = redact(text)
-        best = min(best, time.perf_counter() - start)
+    out = redact(text)
     assert OPENAI not in out and out.count("\n") == text.count("\n")
-    assert best < 0.3, f"redact took {best * 1000:.0f} ms for 1 MB"
+    assert redact(out) == out
 
 
 PIECES = [
