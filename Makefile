@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup model demo test test-unit test-editors vsix lint bench-context soak clean
+.PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
+	bench-context bench-typing soak clean
 
 setup: $(STAMP)
 
@@ -42,6 +43,26 @@ vsix: test-editors
 
 test-unit: setup
 	$(PY) -m pytest -ra tests/unit
+
+# Latency against the alternatives (engine direct, vllm serve, transformers, llama.cpp),
+# cold/warm cache, typing replay, concurrency. Results in bench-results/.
+bench: model
+	$(PY) -m tests.bench.bench_latency
+	$(PY) -m tests.bench.bench_typing
+
+bench-smoke: model
+	$(PY) -m tests.bench.bench_latency --smoke
+	$(PY) -m tests.bench.bench_typing --smoke
+
+# Completion quality on HumanEval infilling (single-line and whole-body tasks).
+eval: model
+	$(PY) -m tests.bench.eval_humaneval
+
+eval-smoke: model
+	$(PY) -m tests.bench.eval_humaneval --smoke
+
+bench-typing: model
+	$(PY) -m tests.bench.bench_typing
 
 bench-context: model
 	$(PY) -m tests.bench.bench_context
