@@ -41,6 +41,8 @@ class Outcome:
     """None when the cursor analysis decided there is nothing to complete."""
     timings: Timings
     finish_reason: str
+    raw: str = ""
+    """What the engine generated, before clean-up (for evaluations and debug logs)."""
 
 
 def budget_of(settings: CompletionSettings) -> Budget:
@@ -118,7 +120,7 @@ async def complete(
     )
     if log_prompts:
         log.info("completion %s raw=%r text=%r heal=%r", request_id, raw, text, prompt.heal)
-    return Outcome(text, prompt, timings, reason)
+    return Outcome(text, prompt, timings, reason, raw)
 
 
 def _timings(
