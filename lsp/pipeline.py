@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from contextlib import aclosing
 from dataclasses import dataclass
 
-from moe_lsp.inference.engine import Engine, Sampling
+from moe_lsp.inference.engine import Engine
 from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build
-from moe_lsp.prompts.postprocess import finish, is_done
+from moe_lsp.prompts.postprocess import finish
 from moe_lsp.prompts.profiles import ChatTemplate, Profile
 from moe_lsp.prompts.prompt import Prompt
 from moe_lsp.prompts.tokens import Tokenizer
 
+from .generation import Generation
 from .settings import CompletionSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,15 @@ class Outcome:
     """What the engine generated, before clean-up (for evaluations and debug logs)."""
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A prompt ready for the engine, and when its building started and ended."""
+
+    prompt: Prompt
+    started: float
+    built: float
+
+
 def budget_of(settings: CompletionSettings) -> Budget:
     """The prompt budget the settings describe."""
     return Budget(
@@ -57,6 +65,54 @@ def budget_of(settings: CompletionSettings) -> Budget:
     )
 
 
+def prepare(
+    tokenizer: Tokenizer,
+    request: Request,
+    settings: CompletionSettings,
+    profile: Profile,
+    *,
+    chat_template: ChatTemplate | None = None,
+) -> Prepared | Outcome:
+    """Build the prompt; an (empty) Outcome when there is nothing to ask the engine."""
+    t0 = time.perf_counter()
+    built = build(request, tokenizer, profile, budget_of(settings), chat_template=chat_template)
+    t_prompt = time.perf_counter()
+    if isinstance(built, NoCompletion):
+        log.debug("no completion: %s", built.reason)
+        return Outcome("", None, _timings(t0, t_prompt, None, 0, None), "none: " + built.reason)
+    if not built.token_ids:
+        return Outcome("", built, _timings(t0, t_prompt, None, 0, built), "empty-prompt")
+    return Prepared(built, t0, t_prompt)
+
+
+def outcome_of(
+    gen: Generation, prepared: Prepared, *, text: str | None = None, log_prompts: bool = False
+) -> Outcome:
+    """The cleaned-up result of a generation (`text`: already cleaned, e.g. its first line)."""
+    prompt = prepared.prompt
+    if text is None:
+        text = finish(gen.raw, prompt, truncated=gen.truncated)
+    timings = _timings(prepared.started, prepared.built, gen.first_token, gen.tokens, prompt)
+    log.info(
+        "completion %s: %s %s (%s), %d prompt tokens, %d snippets, %d generated, "
+        "first token %s ms, total %.0f ms, %s%s",
+        gen.request_id,
+        prompt.profile,
+        prompt.mode,
+        prompt.reason,
+        len(prompt.token_ids),
+        prompt.snippets,
+        gen.tokens,
+        "-" if timings.first_token_ms is None else f"{timings.first_token_ms:.0f}",
+        timings.total_ms,
+        gen.reason if gen.finished else "answered early",
+        " (syntax)" if gen.by_syntax else "",
+    )
+    if log_prompts:
+        log.info("completion %s raw=%r text=%r heal=%r", gen.request_id, gen.raw, text, prompt.heal)
+    return Outcome(text, prompt, timings, gen.reason if gen.finished else "early", gen.raw)
+
+
 async def complete(
     engine: Engine,
     tokenizer: Tokenizer,
@@ -67,60 +123,24 @@ async def complete(
     chat_template: ChatTemplate | None = None,
     log_prompts: bool = False,
 ) -> Outcome:
-    """Run one completion; cancelling the calling task aborts the engine request."""
-    t0 = time.perf_counter()
-    built = build(request, tokenizer, profile, budget_of(settings), chat_template=chat_template)
-    t_prompt = time.perf_counter()
-    if isinstance(built, NoCompletion):
-        log.debug("no completion: %s", built.reason)
-        return Outcome("", None, _timings(t0, t_prompt, None, 0, None), "none: " + built.reason)
-    prompt = built
-    if not prompt.token_ids:
-        return Outcome("", prompt, _timings(t0, t_prompt, None, 0, prompt), "empty-prompt")
-    request_id = f"cmpl-{uuid.uuid4().hex[:12]}"
-    raw = ""
-    tokens = 0
-    first: float | None = None
-    reason = "length"
-    sampling = Sampling(
-        max_tokens=prompt.max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
+    """Run one completion to its end; cancelling the calling task aborts the engine request."""
+    prepared = prepare(tokenizer, request, settings, profile, chat_template=chat_template)
+    if isinstance(prepared, Outcome):
+        return prepared
+    gen = Generation(
+        engine,
+        prepared.prompt,
+        timeout=settings.timeout_seconds,
+        syntax_stop=settings.syntax_stop,
     )
     try:
-        async with asyncio.timeout(settings.timeout_seconds):
-            async with aclosing(engine.stream(request_id, prompt.token_ids, sampling)) as stream:
-                async for delta in stream:
-                    if first is None and delta.tokens:
-                        first = time.perf_counter()
-                    raw += delta.text
-                    tokens += delta.tokens
-                    if delta.finished:
-                        reason = delta.finish_reason or "stop"
-                        break
-                    if is_done(raw, prompt):
-                        reason = "complete"
-                        break
-    except TimeoutError:
-        reason = "timeout"
-        log.warning("completion %s stopped after %.1f s", request_id, settings.timeout_seconds)
-    text = finish(raw, prompt, truncated=reason in ("length", "timeout"))
-    timings = _timings(t0, t_prompt, first, tokens, prompt)
-    log.info(
-        "completion %s: %s %s (%s), %d prompt tokens, %d snippets, %d generated, "
-        "first token %s ms, total %.0f ms, %s",
-        request_id,
-        prompt.profile,
-        prompt.mode,
-        prompt.reason,
-        len(prompt.token_ids),
-        prompt.snippets,
-        tokens,
-        "-" if timings.first_token_ms is None else f"{timings.first_token_ms:.0f}",
-        timings.total_ms,
-        reason,
-    )
-    if log_prompts:
-        log.info("completion %s raw=%r text=%r heal=%r", request_id, raw, text, prompt.heal)
-    return Outcome(text, prompt, timings, reason, raw)
+        await gen.done()
+    except asyncio.CancelledError:
+        gen.cancel()
+        raise
+    if gen.error is not None:
+        raise gen.error
+    return outcome_of(gen, prepared, log_prompts=log_prompts)
 
 
 def _timings(

@@ -7,27 +7,33 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
+from lsprotocol.converters import get_converter
 from pygls.lsp.server import LanguageServer
 
 from moe_lsp.inference.engine import EngineState
 from moe_lsp.prompts.builder import Request
 from moe_lsp.prompts.crossfile import OpenDocument
+from moe_lsp.prompts.postprocess import finish
 from moe_lsp.prompts.profiles import Profile, detect_profile, profile_by_name
+from moe_lsp.prompts.prompt import Mode
 
 from . import __version__
 from .debounce import Debouncer
 from .documents import DocumentStore, PositionEncoding, Snapshot
 from .engine_host import EngineFactory, EngineHost, default_factory
+from .generation import Generation
 from .metrics import Latencies
-from .pipeline import Outcome, complete
+from .pipeline import Outcome, Prepared, outcome_of, prepare
 from .protocol import MoeProtocol
 from .settings import ServerSettings, SettingsError
+from .streaks import Streak, Streaks
 from .typing_cache import TypingCache
 
 log = logging.getLogger(__name__)
@@ -37,8 +43,16 @@ STATUS_NOTIFICATION = "moe/status"
 STATS_REQUEST = "moe/stats"
 """Client -> server: counters and the timings of the last completion."""
 ACCEPTED_COMMAND = "moe-lsp.accepted"
-"""Command attached to each ghost text; the editor runs it when the user accepts (local count)."""
+"""Command attached to each ghost text; the editor runs it when the user accepts (a local count,
+and the cue to prefetch the next completion). Arguments: [uri, kind], kind 'inline' or 'list';
+a client that reports partial accepts sends [uri, 'partial']."""
+GHOST_TEXT_NOTIFICATION = "moe/ghostText"
+"""Server -> client (when `completion.streamGhostText` is on): the growing ghost text of the
+request in flight, {textDocument: {uri, version}, position, text, done}."""
+GHOST_TEXT_INTERVAL = 0.05
+"""Seconds between two moe/ghostText notifications of one request."""
 _WORD_BEFORE = re.compile(r"\w*$")
+_CONVERTER = get_converter()
 
 
 class MoeLanguageServer(LanguageServer):
@@ -62,8 +76,13 @@ class MoeLanguageServer(LanguageServer):
             "from_cache": 0,
             "shown": 0,
             "accepted": 0,
+            "accepted_partially": 0,
+            "from_streak": 0,
+            "prefetched": 0,
+            "stopped_by_syntax": 0,
             "failed": 0,
         }
+        self.streaks = Streaks()
         self.typing = TypingCache()
         self.latency = Latencies()
         self.debouncer = Debouncer()
@@ -171,24 +190,54 @@ class MoeLanguageServer(LanguageServer):
             return None
         return doc.snapshot(position.line, position.character, self.documents.encoding)
 
-    async def completion_text(self, snap: Snapshot) -> Outcome | None:
-        """Run the pipeline for `snap`; None when the engine is not ready or the request failed."""
+    async def completion_text(
+        self, snap: Snapshot, on_partial: Callable[[str], None] | None = None
+    ) -> Outcome | None:
+        """Run the pipeline for `snap` to its end; None when the engine is not ready or the
+        request failed. `on_partial` gets the first whole lines of a multi-line completion
+        while the rest is still coming (partial results)."""
         self.counts["requested"] += 1
         engine = self.host.engine
         if not self.host.ready or engine is None or self.profile is None:
             self.counts["not_ready"] += 1
             return None
         task = self.claim(snap.uri)
+        c = self.settings.completion
         try:
-            outcome = await complete(
-                engine,
+            prepared = prepare(
                 engine.tokenizer,
                 self.request_for(snap),
-                self.settings.completion,
+                c,
                 self.profile,
                 chat_template=getattr(engine, "chat_template", None),
-                log_prompts=self.settings.log_prompts,
             )
+            if isinstance(prepared, Outcome):
+                outcome = prepared
+            else:
+                prompt = prepared.prompt
+                gen = Generation(
+                    engine, prompt, timeout=c.timeout_seconds, syntax_stop=c.syntax_stop
+                )
+                try:
+                    if on_partial is not None and prompt.mode is Mode.MULTI_LINE:
+                        first = [""]
+
+                        def lines(g: Generation) -> bool:
+                            first[0] = "" if g.finished else finish(g.raw, prompt, truncated=True)
+                            return g.finished or bool(first[0])
+
+                        await gen.wait(lines)
+                        if first[0]:
+                            on_partial(first[0])
+                    await gen.done()
+                except asyncio.CancelledError:
+                    gen.cancel()
+                    raise
+                if gen.error is not None:
+                    raise gen.error
+                if gen.by_syntax:
+                    self.counts["stopped_by_syntax"] += 1
+                outcome = outcome_of(gen, prepared, log_prompts=self.settings.log_prompts)
         except asyncio.CancelledError:
             self.counts["cancelled"] += 1
             raise
@@ -204,6 +253,11 @@ class MoeLanguageServer(LanguageServer):
             # The document changed while the model worked: never answer for an old version.
             self.counts["stale"] += 1
             return None
+        self.record(outcome)
+        return outcome
+
+    def record(self, outcome: Outcome) -> None:
+        """Count an answered completion and keep its timings."""
         self.counts["answered" if outcome.text else "empty"] += 1
         t = outcome.timings
         self.latency.add("context", t.prompt_ms)
@@ -218,7 +272,195 @@ class MoeLanguageServer(LanguageServer):
             "at": time.time(),
             **{_camel(k): v for k, v in asdict(outcome.timings).items()},
         }
+
+    async def ghost_text(self, snap: Snapshot) -> str:
+        """Ghost text for `snap`: from the document's hot streak, from the typing cache, or
+        from a new generation answered early (its first line, or its whole lines once the
+        time budget passes) that keeps generating for the next requests."""
+        served = await self.from_streak(snap)
+        if served:
+            self.counts["from_streak"] += 1
+            return served
+        rest = self.typing.lookup(snap.uri, snap.prefix, snap.suffix)
+        if rest is not None:
+            self.counts["from_cache"] += 1
+            return rest
+        self.claim(snap.uri)
+        delay = self.debouncer.delay(snap.uri)
+        if delay > 0:
+            t0 = time.perf_counter()
+            await asyncio.sleep(delay)  # a newer keystroke cancels this request here
+            self.latency.add("debounce", (time.perf_counter() - t0) * 1000)
+            doc = self.documents.get(snap.uri)
+            if doc is None or doc.version != snap.version:
+                return ""
+        outcome = await self.answer_early(snap)
+        return outcome.text if outcome is not None else ""
+
+    async def from_streak(self, snap: Snapshot) -> str:
+        """The next piece of the document's running (or finished) streak, if it applies here;
+        a streak the user typed away from is cancelled."""
+        streak = self.streaks.get(snap.uri)
+        if streak is None:
+            return ""
+        typed = streak.typed(snap.prefix, snap.suffix)
+        piece: tuple[str, bool] | None = None
+        if typed is not None:
+            self.claim(snap.uri)
+            found: list[tuple[str, bool] | None] = [None]
+
+            def whole(_: Generation) -> bool:
+                found[0] = streak.next_piece(typed)
+                return found[0] is None or found[0][1]
+
+            budget = self.settings.completion.first_line_budget_ms / 1000
+            await streak.gen.wait(whole, budget)
+            piece = found[0]
+        if piece is None or not piece[1]:
+            self.streaks.drop(snap.uri)
+            return ""
+        doc = self.documents.get(snap.uri)
+        if doc is None or doc.version != snap.version:
+            self.counts["stale"] += 1
+            return ""
+        return piece[0] if piece[0].strip() else ""
+
+    def _generation_for(self, prepared: Prepared, snap: Snapshot) -> tuple[Generation, Streak]:
+        """Start the engine on a prepared prompt; a single-line ghost text at a line's end
+        becomes a hot streak (multi-line rules, more tokens), answered at its first line."""
+        engine = self.host.engine
+        assert engine is not None
+        c = self.settings.completion
+        prompt = prepared.prompt
+        run = prompt
+        if (
+            c.hot_streak_tokens > 0
+            and prompt.mode is Mode.SINGLE_LINE
+            and prompt.kind != "chat"
+            and not prompt.line_suffix.strip()
+        ):
+            tokens = max(prompt.max_tokens, c.hot_streak_tokens)
+            run = replace(prompt, mode=Mode.MULTI_LINE, opens_block=False, max_tokens=tokens)
+        holder: list[Streak] = []
+        last_sent = [0.0]
+
+        def on_text(gen: Generation) -> None:
+            if not c.stream_ghost_text or not holder:
+                return
+            now = time.perf_counter()
+            if not gen.finished and now - last_sent[0] < GHOST_TEXT_INTERVAL:
+                return
+            last_sent[0] = now
+            self.send_ghost_text(snap, holder[0], gen.finished)
+
+        gen = Generation(
+            engine, run, timeout=c.timeout_seconds, syntax_stop=c.syntax_stop, on_text=on_text
+        )
+        streak = Streak.at(gen, prompt, snap.prefix, snap.suffix)
+        holder.append(streak)
+        return gen, streak
+
+    def send_ghost_text(self, snap: Snapshot, streak: Streak, done: bool) -> None:
+        """One moe/ghostText notification with the streak's text as it stands."""
+        doc = self.documents.get(snap.uri)
+        if doc is None or doc.version != snap.version:
+            return
+        gen = streak.gen
+        text = streak.first_answer() if not streak.shown else streak.text()
+        if not done and not text:
+            text = finish(gen.raw, streak.line_prompt)
+        position = doc.position_at(snap.offset, self.documents.encoding)
+        self.protocol.notify(
+            GHOST_TEXT_NOTIFICATION,
+            {
+                "textDocument": {"uri": snap.uri, "version": snap.version},
+                "position": {"line": position[0], "character": position[1]},
+                "text": text,
+                "done": done,
+            },
+        )
+
+    async def answer_early(self, snap: Snapshot, *, prefetch: bool = False) -> Outcome | None:
+        """Run a new generation for ghost text and answer as soon as its first piece is ready;
+        it goes on as the document's streak. With `prefetch`, nobody waits: it is registered
+        at once and answers the next request at `snap`."""
+        self.counts["prefetched" if prefetch else "requested"] += 1
+        engine = self.host.engine
+        if not self.host.ready or engine is None or self.profile is None:
+            self.counts["not_ready"] += 1
+            return None
+        try:
+            prepared = prepare(
+                engine.tokenizer,
+                self.request_for(snap),
+                self.settings.completion,
+                self.profile,
+                chat_template=getattr(engine, "chat_template", None),
+            )
+        except Exception:
+            self.counts["failed"] += 1
+            log.exception("building the prompt failed")
+            return None
+        if isinstance(prepared, Outcome):
+            self.counts["empty"] += 1
+            return prepared
+        gen, streak = self._generation_for(prepared, snap)
+        if prefetch:
+            self.streaks.put(snap.uri, streak)
+            return None
+        task = asyncio.current_task()
+        budget = self.settings.completion.first_line_budget_ms / 1000
+        try:
+            if not await gen.wait(lambda _: streak.first_ready(False), budget):
+                await gen.wait(lambda _: streak.first_ready(True))
+        except asyncio.CancelledError:
+            gen.cancel()  # never shown: nobody will read it
+            self.counts["cancelled"] += 1
+            raise
+        finally:
+            if task is not None and self.inflight.get(snap.uri) is task:
+                del self.inflight[snap.uri]
+        if gen.error is not None:
+            self.counts["failed"] += 1
+            log.error("completion failed: %s", gen.error)
+            return None
+        if gen.by_syntax:
+            self.counts["stopped_by_syntax"] += 1
+        text = streak.first_answer()
+        streak.shown = text
+        if text and (not gen.finished or len(streak.text()) > len(text)):
+            self.streaks.put(snap.uri, streak)  # keeps generating for the next request
+        outcome = outcome_of(gen, prepared, text=text, log_prompts=self.settings.log_prompts)
+        doc = self.documents.get(snap.uri)
+        if doc is None or doc.version != snap.version:
+            self.counts["stale"] += 1
+            return None
+        self.record(outcome)
         return outcome
+
+    def prefetch_after_accept(self, uri: str) -> None:
+        """The user accepted ghost text: unless a streak already goes on from there, start the
+        completion at the end of the accepted text, for the request that will come."""
+        doc = self.documents.get(uri)
+        if doc is None or uri in self.inflight:
+            return
+        streak = self.streaks.get(uri)
+        if streak is not None:
+            if not streak.gen.finished or len(streak.text()) > len(streak.shown):
+                return  # the streak serves the next line
+            offset, shown = streak.offset, streak.shown
+        else:
+            entry = self.typing.shown(uri)
+            if entry is None:
+                return
+            offset, shown = entry
+        end = offset + len(shown)
+        if not shown or doc.text[offset:end] != shown:
+            return  # not accepted as shown (or not yet applied)
+        line, character = doc.position_at(end, self.documents.encoding)
+        snap = doc.snapshot(line, character, self.documents.encoding)
+        task = asyncio.ensure_future(self.answer_early(snap, prefetch=True))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def claim(self, uri: str) -> asyncio.Task[Any] | None:
         """Latest wins: make the current request the one in flight for `uri`; an older one is
@@ -318,6 +560,7 @@ def create_server(
     def on_close(ls: MoeLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
         ls.typing.forget(params.text_document.uri)
+        ls.streaks.drop(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
     async def on_inline(
@@ -327,28 +570,14 @@ def create_server(
         if snap is None:
             return lsp.InlineCompletionList(items=[])
         at = lsp.Range(start=params.position, end=params.position)
-        prefix, suffix = snap.prefix, snap.suffix
-        rest = ls.typing.lookup(snap.uri, prefix, suffix)
-        if rest is not None:
-            ls.counts["from_cache"] += 1
-            text = rest
-        else:
-            ls.claim(snap.uri)
-            delay = ls.debouncer.delay(snap.uri)
-            if delay > 0:
-                t0 = time.perf_counter()
-                await asyncio.sleep(delay)  # a newer keystroke cancels this request here
-                ls.latency.add("debounce", (time.perf_counter() - t0) * 1000)
-                doc = ls.documents.get(snap.uri)
-                if doc is None or doc.version != snap.version:
-                    return lsp.InlineCompletionList(items=[])
-            outcome = await ls.completion_text(snap)
-            text = outcome.text if outcome is not None else ""
-        ls.typing.remember(snap.uri, prefix, suffix, text)
+        text = await ls.ghost_text(snap)
+        ls.typing.remember(snap.uri, snap.prefix, snap.suffix, text)
         if not text:
             return lsp.InlineCompletionList(items=[])
         ls.counts["shown"] += 1
-        accepted = lsp.Command(title="moe-lsp: accepted", command=ACCEPTED_COMMAND)
+        accepted = lsp.Command(
+            title="moe-lsp: accepted", command=ACCEPTED_COMMAND, arguments=[snap.uri, "inline"]
+        )
         return lsp.InlineCompletionList(
             items=[lsp.InlineCompletionItem(insert_text=text, range=at, command=accepted)]
         )
@@ -358,44 +587,81 @@ def create_server(
         ls: MoeLanguageServer, params: lsp.CompletionParams
     ) -> lsp.CompletionList:
         snap = ls.snapshot(params.text_document.uri, params.position)
-        outcome = await ls.completion_text(snap) if snap is not None else None
-        if snap is None or outcome is None or not outcome.text:
+        if snap is None:
             return lsp.CompletionList(is_incomplete=True, items=[])
-        start = ls.word_start(snap)
-        new_text = word_before(snap) + outcome.text
-        first_line = new_text.strip().splitlines()[0] if new_text.strip() else new_text
-        label = first_line if len(first_line) <= 60 else first_line[:57] + "..."
-        item = lsp.CompletionItem(
-            label=label,
-            kind=lsp.CompletionItemKind.Snippet,
-            detail="moe-lsp AI completion",
-            documentation=lsp.MarkupContent(
-                kind=lsp.MarkupKind.Markdown,
-                value=f"```{snap.language_id}\n{new_text}\n```",
-            ),
-            filter_text=new_text,
-            sort_text="0",
-            insert_text_format=lsp.InsertTextFormat.PlainText,
-            text_edit=lsp.TextEdit(
-                range=lsp.Range(start=start, end=params.position), new_text=new_text
-            ),
+        token = params.partial_result_token
+        sent: list[str] = []
+
+        def partial(text: str) -> None:
+            # Partial results: items are appended by the client; the final answer is then empty.
+            item = completion_item(ls, snap, params.position, text)
+            ls.protocol.notify(
+                lsp.PROGRESS,
+                {"token": token, "value": [_CONVERTER.unstructure(item)]},
+            )
+            sent.append(text)
+
+        outcome = await ls.completion_text(snap, partial if token is not None else None)
+        text = outcome.text if outcome is not None else ""
+        if sent:
+            if text and text != sent[-1]:
+                partial(text)
+            return lsp.CompletionList(is_incomplete=True, items=[])
+        if not text:
+            return lsp.CompletionList(is_incomplete=True, items=[])
+        return lsp.CompletionList(
+            is_incomplete=True, items=[completion_item(ls, snap, params.position, text)]
         )
-        return lsp.CompletionList(is_incomplete=True, items=[item])
 
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
         log.info("shutdown: stopping the engine")
+        ls.streaks.clear()
         await ls.host.shutdown()
 
     @server.command(ACCEPTED_COMMAND)
     def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
+        flat = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
+        uri = flat[0] if flat and isinstance(flat[0], str) else None
+        kind = flat[1] if len(flat) > 1 and isinstance(flat[1], str) else "inline"
+        if kind == "partial":
+            ls.counts["accepted_partially"] += 1
+            return
         ls.counts["accepted"] += 1
+        if uri is not None and kind == "inline":
+            ls.prefetch_after_accept(uri)
 
     @server.feature(STATS_REQUEST)
     def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
         return ls.stats()
 
     return server
+
+
+def completion_item(
+    ls: MoeLanguageServer, snap: Snapshot, position: lsp.Position, text: str
+) -> lsp.CompletionItem:
+    """A completion-list item that replaces the typed word with the word plus `text`."""
+    start = ls.word_start(snap)
+    new_text = word_before(snap) + text
+    first_line = new_text.strip().splitlines()[0] if new_text.strip() else new_text
+    label = first_line if len(first_line) <= 60 else first_line[:57] + "..."
+    lines = new_text.count("\n") + 1
+    return lsp.CompletionItem(
+        label=label,
+        kind=lsp.CompletionItemKind.Snippet,
+        detail="moe-lsp AI completion" + (f" ({lines} lines)" if lines > 1 else ""),
+        documentation=lsp.MarkupContent(
+            kind=lsp.MarkupKind.Markdown, value=f"```{snap.language_id}\n{new_text}\n```"
+        ),
+        filter_text=new_text,
+        sort_text="0" if lines == 1 else "1",
+        insert_text_format=lsp.InsertTextFormat.PlainText,
+        text_edit=lsp.TextEdit(range=lsp.Range(start=start, end=position), new_text=new_text),
+        command=lsp.Command(
+            title="moe-lsp: accepted", command=ACCEPTED_COMMAND, arguments=[snap.uri, "list"]
+        ),
+    )
 
 
 def word_before(snap: Snapshot) -> str:

@@ -41,6 +41,18 @@ class CompletionSettings:
     """Most wait; the wait adapts to the typing rhythm (none after a pause)."""
     timeout_seconds: float = 10.0
     """A completion still running after this long is stopped and its text so far returned."""
+    syntax_stop: bool = True
+    """Stop the engine as soon as the completion is whole (its line, or its block by the
+    indentation rules and tree-sitter); off: generate to the token limit, then cut."""
+    hot_streak_tokens: int = 96
+    """Single-line ghost text at a line's end: answer with the first line, keep generating up
+    to this many tokens of the following lines for the next requests (0: off)."""
+    first_line_budget_ms: float = 1500.0
+    """A multi-line ghost text still running after this long is answered with its whole lines
+    so far; the rest keeps coming for the next request."""
+    stream_ghost_text: bool = False
+    """Send `moe/ghostText` notifications with the growing ghost text (for clients that render
+    a stream)."""
 
 
 @dataclass(frozen=True)

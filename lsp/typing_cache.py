@@ -48,6 +48,11 @@ class TypingCache:
         """Drop what is remembered for `uri` (closed document)."""
         self._shown.pop(uri, None)
 
+    def shown(self, uri: str) -> tuple[int, str] | None:
+        """Where the last completion of `uri` was shown (cursor offset) and its text."""
+        entry = self._shown.get(uri)
+        return None if entry is None else (entry.offset, entry.text)
+
     def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
         """The rest of the shown completion if the user typed a start of it, else None."""
         shown = self._shown.get(uri)

@@ -12,6 +12,7 @@ from .languages import LanguageSpec
 from .postprocess import indent_unit
 from .profiles import ChatTemplate, Profile, PromptParts, Snippet, render
 from .prompt import Mode, Prompt
+from .soundness import window_after, window_before
 from .syntax import SyntaxTree
 from .tokens import Tokenizer
 from .window import fit_suffix, stable_prefix_start
@@ -166,6 +167,9 @@ def build(
         infill_suffix=suffix_window[:2000] or suffix[:2000],
         snippets=len(snippets),
         indent_unit=indent_unit(window),
+        language=req.language.name if req.language.module else "",
+        before=window_before(prefix),
+        after=window_after(suffix),
     )
 
 

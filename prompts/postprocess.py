@@ -6,6 +6,7 @@ import re
 
 from .profiles import extract_infill
 from .prompt import Mode, Prompt
+from .soundness import can_check, closes_scope, sound_cut
 
 MAX_LINES = 8
 """Most lines a multi-line completion may hold."""
@@ -197,12 +198,20 @@ def finish(raw: str, prompt: Prompt, *, truncated: bool = False) -> str:
     if not text:
         return ""
     text, ended = cut(text, prompt)
+    syntax = can_check(prompt.language)
     if prompt.mode is Mode.SINGLE_LINE:
         text = trim_suffix_overlap(text, prompt.line_suffix)
+        if truncated and not ended and syntax:
+            # the line was cut off by a limit: show it only if it is a whole statement
+            text = sound_cut(prompt.language, prompt.before, text, prompt.after)
     else:
         text = trim_repetition(text)
         if truncated and not ended:
-            text = sound_prefix(text)
+            if syntax:
+                whole = text.rsplit("\n", 1)[0] if "\n" in text else ""
+                text = sound_cut(prompt.language, prompt.before, whole, prompt.after)
+            else:
+                text = sound_prefix(text)
         text = drop_repeated_lines(text, prompt.next_lines)
         text = match_indentation(text, prompt.indent_unit)
     text = text.rstrip()
@@ -212,17 +221,46 @@ def finish(raw: str, prompt: Prompt, *, truncated: bool = False) -> str:
 
 
 def is_done(raw: str, prompt: Prompt) -> bool:
-    """True once the streamed `raw` text holds a whole completion, so the engine can stop."""
-    if prompt.kind == "chat":
-        return False  # a chat reply is only whole at its end (fences, prose)
-    text = strip_heal(raw, prompt.heal)
-    if text is None:
+    """True once the streamed `raw` text holds a whole completion, so the engine can stop
+    (line and indentation rules only; `StopCheck` adds the tree-sitter check)."""
+    return StopCheck(prompt, syntax=False).done(raw)
+
+
+class StopCheck:
+    """Decides, as tokens stream, when a completion is whole: its line (single-line), or its
+    block (multi-line: a line back at the outer indentation, a blank line after text, a loop,
+    or tree-sitter seeing the body closed). The tree-sitter check runs once per new line."""
+
+    def __init__(self, prompt: Prompt, *, syntax: bool = True) -> None:
+        self.prompt = prompt
+        self.syntax = syntax and prompt.mode is Mode.MULTI_LINE and can_check(prompt.language)
+        self._lines = 0
+        self.by_syntax = False
+        """The last `done` was decided by tree-sitter (for stats)."""
+
+    def done(self, raw: str) -> bool:
+        """True once `raw` (all text so far) is a whole completion."""
+        prompt = self.prompt
+        if prompt.kind == "chat":
+            return False  # a chat reply is only whole at its end (fences, prose)
+        text = strip_heal(raw, prompt.heal)
+        if text is None:
+            return False
+        if text == "":
+            return raw != "" and not prompt.heal.startswith(raw)
+        body, ended = cut(text, prompt)
+        if ended:
+            return True
+        # A looping model: stop as soon as the loop shows (the last line may still be growing).
+        complete = body.rsplit("\n", 1)[0] if "\n" in body else ""
+        if trim_repetition(complete) != complete:
+            return True
+        if self.syntax:
+            lines = text.count("\n")
+            if lines > self._lines:
+                self._lines = lines
+                whole = text[: text.rfind("\n") + 1]
+                if closes_scope(prompt.language, prompt.before, whole):
+                    self.by_syntax = True
+                    return True
         return False
-    if text == "":
-        return raw != "" and not prompt.heal.startswith(raw)
-    body, ended = cut(text, prompt)
-    if ended:
-        return True
-    # A looping model: stop as soon as the loop shows (the last line may still be growing).
-    complete = body.rsplit("\n", 1)[0] if "\n" in body else ""
-    return trim_repetition(complete) != complete

@@ -1,0 +1,131 @@
+"""A running completion: one engine stream in its own task, read by whoever waits on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import aclosing
+
+from moe_lsp.inference.engine import Engine, Sampling
+from moe_lsp.prompts.postprocess import StopCheck
+from moe_lsp.prompts.prompt import Prompt
+
+log = logging.getLogger(__name__)
+
+
+class Generation:
+    """Streams `prompt` from `engine` in a task of its own, so an answer can be given early
+    (the first line) while the rest keeps coming. Cancelling it aborts the engine request."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prompt: Prompt,
+        *,
+        timeout: float,
+        syntax_stop: bool = True,
+        on_text: Callable[[Generation], None] | None = None,
+    ) -> None:
+        self.prompt = prompt
+        self.request_id = f"cmpl-{uuid.uuid4().hex[:12]}"
+        self.raw = ""
+        """Text generated so far (raw, before clean-up)."""
+        self.tokens = 0
+        self.started = time.perf_counter()
+        self.first_token: float | None = None
+        self.ended: float | None = None
+        self.reason = "length"
+        """Why it ended: 'stop' (end of sequence), 'complete' (a whole completion), 'length',
+        'timeout', 'cancelled' or 'error'."""
+        self.by_syntax = False
+        """The stop came from tree-sitter seeing the block closed."""
+        self.error: Exception | None = None
+        """What the engine raised, when `reason` is 'error'."""
+        self._engine = engine
+        self._timeout = timeout
+        self._check = StopCheck(prompt, syntax=syntax_stop) if syntax_stop else None
+        self._on_text = on_text
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=self.request_id)
+
+    @property
+    def finished(self) -> bool:
+        """The engine request is over (for whatever reason)."""
+        return self._task.done()
+
+    @property
+    def truncated(self) -> bool:
+        """It ended on a limit, not because the completion was whole."""
+        return self.reason in ("length", "timeout", "cancelled", "error")
+
+    def cancel(self) -> None:
+        """Stop generating (aborts the engine request); waiters see it finished."""
+        if not self._task.done():
+            self._task.cancel()
+
+    async def wait(self, ready: Callable[[Generation], bool], timeout: float | None = None) -> bool:
+        """Wait until `ready(self)` holds or the generation ends; False if it did not hold
+        (ended first, or `timeout` seconds passed)."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while True:
+            if ready(self):
+                return True
+            if self.finished:
+                return ready(self)
+            self._changed.clear()
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return ready(self)
+
+    async def done(self) -> None:
+        """Wait for the end (does not cancel the generation if the waiter is cancelled)."""
+        await self.wait(lambda g: g.finished)
+
+    async def _run(self) -> None:
+        prompt = self.prompt
+        sampling = Sampling(
+            max_tokens=prompt.max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                stream = self._engine.stream(self.request_id, prompt.token_ids, sampling)
+                async with aclosing(stream) as deltas:
+                    async for delta in deltas:
+                        if self.first_token is None and delta.tokens:
+                            self.first_token = time.perf_counter()
+                        self.raw += delta.text
+                        self.tokens += delta.tokens
+                        if delta.finished:
+                            self.reason = delta.finish_reason or "stop"
+                            break
+                        if self._check is not None and self._check.done(self.raw):
+                            self.reason = "complete"
+                            self.by_syntax = self._check.by_syntax
+                            break
+                        self._notify()
+        except TimeoutError:
+            self.reason = "timeout"
+            log.warning("completion %s stopped after %.1f s", self.request_id, self._timeout)
+        except asyncio.CancelledError:
+            self.reason = "cancelled"
+        except Exception as err:
+            self.reason = "error"
+            self.error = err
+        finally:
+            self.ended = time.perf_counter()
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        if self._on_text is not None:
+            try:
+                self._on_text(self)
+            except Exception:
+                log.debug("text listener failed", exc_info=True)
