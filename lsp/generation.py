@@ -50,6 +50,7 @@ class Generation:
         self._on_text = on_text
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self.request_id)
+        self._task.add_done_callback(self._ended)
 
     @property
     def finished(self) -> bool:
@@ -121,6 +122,14 @@ class Generation:
         finally:
             self.ended = time.perf_counter()
             self._notify()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """Wake the waiters also when the task was cancelled before it ever ran."""
+        if task.cancelled():
+            self.reason = "cancelled"
+            if self.ended is None:
+                self.ended = time.perf_counter()
+        self._changed.set()
 
     def _notify(self) -> None:
         self._changed.set()
