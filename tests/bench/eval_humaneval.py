@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tests.bench.humaneval_tasks import (
     MULTI,
@@ -333,6 +334,9 @@ def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
             values = [s[f"{key}_{variant}"] for _, key in METRICS]
             bars = ax.bar([x + shift for x in xs], values, width, label=variant, color=color)
             ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        ax.hlines(
+            s["pass_if_empty"], -0.45, 0.45, colors="k", linestyles="dashed", label="empty fill"
+        )
         ax.set_xticks(list(xs), [label for label, _ in METRICS])
         ax.set_ylim(0, 1.1)
         ax.set_title(f"{kind} ({s['tasks']} tasks)")
@@ -392,7 +396,7 @@ def _git(*argv: str) -> str | None:
     return r.stdout.strip()
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, out: TextIO) -> int:
     t0 = time.monotonic()
     tasks = chosen_tasks(args)
     log("tasks: " + ", ".join(f"{k} {len(v)}" for k, v in tasks.items()))
@@ -433,25 +437,35 @@ async def run(args: argparse.Namespace) -> int:
     plot(
         summary, png_path, f"HumanEval infilling, {Path(result['model']).name}, {result['profile']}"
     )
-    print(f"\nHumanEval infilling: {Path(result['model']).name}, profile {result['profile']}")
-    print(table(summary))
+    say = partial(print, file=out, flush=True)
+    say(f"\nHumanEval infilling: {Path(result['model']).name}, profile {result['profile']}")
+    say(table(summary))
     for kind, s in summary.items():
-        print(
+        say(
             f"{kind}: modes {s['modes']}; finish {s['finish_reasons']}; "
             f"cleaned fixes {s['cleaned_fixes']}, breaks {s['cleaned_breaks']} "
             f"(pass raw -> fail cleaned); pass@1 of an empty fill {s['pass_if_empty']:.1%}"
         )
     if args.compare is not None:
-        print()
-        print(compare(args.compare, summary))
-    print(f"\nresults {json_path}\nplot    {png_path}")
-    print(f"wall time {result['wall_seconds']['total']:.0f} s", flush=True)
+        say()
+        say(compare(args.compare, summary))
+    say(f"\nresults {json_path}\nplot    {png_path}")
+    say(f"wall time {result['wall_seconds']['total']:.0f} s")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return asyncio.run(run(args))
+    # vLLM logs to stdout (and its engine processes inherit fd 1): point fd 1 at stderr for
+    # the whole run and keep the real stdout for the table only.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    try:
+        return asyncio.run(run(args, out))
+    finally:
+        out.flush()
 
 
 if __name__ == "__main__":
