@@ -55,7 +55,7 @@ class Generation:
     @property
     def finished(self) -> bool:
         """The engine request is over (for whatever reason)."""
-        return self._task.done()
+        return self.ended is not None or self._task.done()
 
     @property
     def truncated(self) -> bool:

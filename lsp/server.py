@@ -534,6 +534,27 @@ def create_server(
             ls.root_path = unquote(urlparse(root).path)
         log.info("initialize: position encoding %s", ls.documents.encoding)
 
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(ls: MoeLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+        # {"completion": {...}, "logPrompts": bool} (optionally under "moe"): applied at once.
+        # Engine settings need a restart of the server and are refused here.
+        body = params.settings
+        if isinstance(body, dict) and isinstance(body.get("moe"), dict):
+            body = body["moe"]
+        if not isinstance(body, dict) or not body:
+            return
+        try:
+            if "engine" in body:
+                raise SettingsError("Engine settings take effect when the server restarts.")
+            ls.settings = ls.settings.merged(body)
+            c = ls.settings.completion
+            ls.debouncer = Debouncer(c.debounce_floor_ms, c.debounce_ceiling_ms)
+            log.info("settings changed: %s", ", ".join(sorted(body)))
+        except SettingsError as err:
+            ls.window_show_message(
+                lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"moe-lsp: {err}")
+            )
+
     @server.feature(lsp.INITIALIZED)
     async def on_initialized(ls: MoeLanguageServer, params: lsp.InitializedParams) -> None:
         await ls.start_engine()
@@ -595,10 +616,8 @@ def create_server(
         def partial(text: str) -> None:
             # Partial results: items are appended by the client; the final answer is then empty.
             item = completion_item(ls, snap, params.position, text)
-            ls.protocol.notify(
-                lsp.PROGRESS,
-                {"token": token, "value": [_CONVERTER.unstructure(item)]},
-            )
+            value = [_CONVERTER.unstructure(item)]
+            ls.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=token, value=value))
             sent.append(text)
 
         outcome = await ls.completion_text(snap, partial if token is not None else None)
