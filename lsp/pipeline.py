@@ -12,12 +12,16 @@ from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build
 from moe_lsp.prompts.postprocess import finish
 from moe_lsp.prompts.profiles import ChatTemplate, Profile
 from moe_lsp.prompts.prompt import Prompt
+from moe_lsp.prompts.secrets import redact
 from moe_lsp.prompts.tokens import Tokenizer
 
 from .generation import Generation
 from .settings import CompletionSettings
 
 log = logging.getLogger(__name__)
+
+LOGGED_PROMPT_CHARS = 2000
+"""Characters of text before the cursor logged with `logPrompts` on."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,15 @@ def outcome_of(
         " (syntax)" if gen.by_syntax else "",
     )
     if log_prompts:
-        log.info("completion %s raw=%r text=%r heal=%r", gen.request_id, gen.raw, text, prompt.heal)
+        # the debug switch: prompt and completion text, with secret-looking strings redacted
+        log.info(
+            "completion %s before cursor=%r raw=%r text=%r heal=%r",
+            gen.request_id,
+            redact(prompt.before[-LOGGED_PROMPT_CHARS:]),
+            redact(gen.raw),
+            redact(text),
+            prompt.heal,
+        )
     return Outcome(text, prompt, timings, gen.reason if gen.finished else "early", gen.raw)
 
 

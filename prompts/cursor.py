@@ -288,6 +288,14 @@ def analyze_cursor(syntax: SyntaxTree | None, text: str, offset: int) -> CursorC
             failed = f"syntax analysis failed ({type(exc).__name__}); "
     if facts is not None:
         decision, reason = _decide(facts, line_prefix, line_suffix, line_empty, mid_line)
+        if (
+            decision is Decision.MULTI_LINE
+            and line_empty
+            and not facts.block_empty
+            and _body_below(text, line_end, line_prefix)
+        ):
+            # the lines below, indented deeper, are a body waiting for its header: one line
+            decision, reason = Decision.SINGLE_LINE, "blank line above a deeper-indented body"
     else:
         facts = _line_facts(text, line_start, line_end, line_prefix, line_suffix)
         decision, reason = _decide_by_lines(line_prefix, line_suffix)
@@ -405,6 +413,12 @@ def _line_facts(
                 or following.strip()[0] in ")]}"
             )
     return _Facts(block_empty=empty, block_indent=block_indent, after_opener=opens)
+
+
+def _body_below(text: str, line_end: int, line_prefix: str) -> bool:
+    """The next non-blank line is indented deeper than the cursor's (blank) line."""
+    following = _neighbour_line(text, line_end, +1)
+    return following is not None and _width(_indent(following)) > _width(line_prefix)
 
 
 def _neighbour_line(text: str, pos: int, step: int) -> str | None:

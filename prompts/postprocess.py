@@ -94,7 +94,12 @@ def drop_repeated_lines(text: str, next_lines: str) -> str:
     if not following:
         return text
     lines = text.split("\n")
+    dropped = False
     while len(lines) > 1 and lines[-1].strip() and lines[-1].strip() in following[:1]:
+        lines.pop()
+        dropped = True
+    # a header left without its body (`else:` whose body was the repeated line) goes too
+    while dropped and len(lines) > 1 and lines[-1].rstrip().endswith((":", "{")):
         lines.pop()
     return "\n".join(lines)
 

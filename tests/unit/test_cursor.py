@@ -58,6 +58,17 @@ CASES: list[tuple[str, str, Region, Decision, str, bool]] = [
     ("python", "if x:\n    <CURSOR>", CODE, MULTI, "block if", True),
     ("python", "if x:\n<CURSOR>", CODE, MULTI, "block if", True),  # not indented yet
     ("python", "if x:<CURSOR>\n    y = 1\n", CODE, NONE, "block if", False),
+    # a blank line above a deeper-indented body: the header is missing, one line fills it
+    (
+        "python",
+        "def is_prime(k):\n    <CURSOR>\n        return False\n    return True\n",
+        CODE,
+        SINGLE,
+        "function is_prime",
+        False,
+    ),
+    # ... but a blank line after an opener, above code at its own indentation, gets lines
+    ("python", "for x in y:\n    <CURSOR>\n    z = 1\n", CODE, MULTI, "block for", False),
     ("python", "if x:\n    <CURSOR>\n    y = 1\n", CODE, MULTI, "block if", False),
     ("python", "if a:\n    pass\nelse:\n    <CURSOR>", CODE, MULTI, "block if", True),
     (

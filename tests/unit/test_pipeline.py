@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -85,3 +86,28 @@ async def test_empty_document_asks_nothing(tok) -> None:
     out = await complete(engine, tok, snap("|"), CompletionSettings())
     assert out.text == ""
     assert engine.requests == []
+
+
+SECRET = "sk-proj-Abcdefghijklmnop1234567890QRSTuvwx"
+DOCUMENT = f'API_KEY = "{SECRET}"\nunique_marker_name = 1\nx = |'
+
+
+@pytest.mark.parametrize(
+    ("log_prompts", "code_logged"),
+    [
+        (False, False),  # by default logs hold no code
+        (True, True),  # the debug switch logs it, with secrets redacted
+    ],
+)
+async def test_logs_hold_code_only_on_the_debug_switch_and_never_secrets(
+    tok, caplog, log_prompts: bool, code_logged: bool
+) -> None:
+    engine = ScriptedEngine([" unique_marker_name", f" + {SECRET!r}", "\n"])
+    with caplog.at_level(logging.DEBUG):
+        out = await run(
+            engine, tok, snap(DOCUMENT), CompletionSettings(), PREFIX_ONLY, log_prompts=log_prompts
+        )
+    assert out.raw  # the engine did answer
+    logged = caplog.text
+    assert ("unique_marker_name" in logged) is code_logged
+    assert SECRET not in logged

@@ -114,6 +114,15 @@ def test_trim_suffix_overlap(text: str, line_suffix: str, expected: str) -> None
         ("a = 1\nreturn a", "return a", "a = 1"),
         ("a = 1\nb = 2", "return a", "a = 1\nb = 2"),
         ("return a", "return a", "return a"),  # a single line is kept
+        # the repeated line was the body of a header: the header goes too
+        (
+            "if n in primes:\n    total += 1\nelse:\n    total += 1",
+            "total += 1",
+            "if n in primes:\n    total += 1",
+        ),
+        ("if (x) {\n  y();\n} else {\n  y();", "y();", "if (x) {\n  y();"),
+        # nothing repeated: a header at the end stays (the cut decides about it)
+        ("a = 1\nif a:", "return a", "a = 1\nif a:"),
     ],
 )
 def test_drop_repeated_lines(text: str, next_lines: str, expected: str) -> None:
