@@ -24,6 +24,8 @@ class Sampling:
     """Token ids that end the completion, besides the model's end-of-sequence token."""
     seed: int | None = None
     """Seed for reproducible sampling when temperature > 0."""
+    allowed_token_ids: tuple[int, ...] = ()
+    """When given, every generated token is one of these (constrained healing asks for one)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Delta:
     """'stop', 'length' or 'abort' on the last delta."""
     cached_tokens: int | None = None
     """Prompt tokens served from the prefix cache (reported once, on the first delta)."""
+    token_ids: tuple[int, ...] = ()
+    """Ids of the new tokens (engines that know them)."""
 
 
 class EngineState(StrEnum):

@@ -38,3 +38,9 @@ class FolderTokenizer:
         Not only those flagged special: Qwen2.5-Coder's FIM tokens are added tokens with
         `special: false`."""
         return [t.content for t in self._tok.get_added_tokens_decoder().values()]
+
+    def vocabulary(self) -> list[tuple[int, str]]:
+        """(id, text) of every token, as decoded on its own (for constrained healing)."""
+        size = self._tok.get_vocab_size(with_added_tokens=True)
+        texts = self._tok.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
+        return list(enumerate(texts))

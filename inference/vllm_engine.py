@@ -150,6 +150,7 @@ class VllmEngine:
             stop=list(sampling.stop) or None,
             stop_token_ids=list(sampling.stop_token_ids) or None,
             seed=sampling.seed,
+            allowed_token_ids=list(sampling.allowed_token_ids) or None,
             output_kind=RequestOutputKind.DELTA,
         )
         self._stats.requests += 1
@@ -170,7 +171,12 @@ class VllmEngine:
                     self._stats.cached_prompt_tokens += cached
                     first = False
                 yield Delta(
-                    comp.text, n, finished, comp.finish_reason if finished else None, cached
+                    comp.text,
+                    n,
+                    finished,
+                    comp.finish_reason if finished else None,
+                    cached,
+                    tuple(comp.token_ids),
                 )
         except (asyncio.CancelledError, GeneratorExit):
             raise
@@ -238,6 +244,10 @@ class _HfTokenizerAdapter:
     @property
     def special_tokens(self) -> list[str]:
         return list(getattr(self._tok, "all_special_tokens", []))
+
+    def vocabulary(self) -> list[tuple[int, str]]:
+        """(id, text) of every token."""
+        return [(i, self.decode([i])) for i in range(len(self._tok))]
 
 
 def _chat_template(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:

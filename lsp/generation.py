@@ -91,24 +91,41 @@ class Generation:
 
     async def _run(self) -> None:
         prompt = self.prompt
-        sampling = Sampling(
-            max_tokens=prompt.max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
-        )
+        ids = prompt.token_ids
+        max_tokens = prompt.max_tokens
         try:
             async with asyncio.timeout(self._timeout):
-                stream = self._engine.stream(self.request_id, prompt.token_ids, sampling)
+                if prompt.heal_token_ids and max_tokens > 1:
+                    # Constrained healing: the first token must start with the healed text
+                    # (one step with `allowed_token_ids`); the rest continues from it.
+                    first = Sampling(
+                        max_tokens=1,
+                        allowed_token_ids=prompt.heal_token_ids,
+                        stop_token_ids=prompt.stop_token_ids,
+                    )
+                    chosen: tuple[int, ...] = ()
+                    stream = self._engine.stream(self.request_id + "-heal", ids, first)
+                    async with aclosing(stream) as deltas:
+                        async for delta in deltas:
+                            self._take(delta.text, delta.tokens)
+                            chosen += delta.token_ids
+                    if chosen:
+                        ids, max_tokens = ids + chosen, max_tokens - len(chosen)
+                        if self._whole():
+                            return
+                    else:  # the engine does not report ids: ask again without the constraint
+                        self.raw, self.tokens = "", 0
+                sampling = Sampling(
+                    max_tokens=max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
+                )
+                stream = self._engine.stream(self.request_id, ids, sampling)
                 async with aclosing(stream) as deltas:
                     async for delta in deltas:
-                        if self.first_token is None and delta.tokens:
-                            self.first_token = time.perf_counter()
-                        self.raw += delta.text
-                        self.tokens += delta.tokens
+                        self._take(delta.text, delta.tokens)
                         if delta.finished:
                             self.reason = delta.finish_reason or "stop"
                             break
-                        if self._check is not None and self._check.done(self.raw):
-                            self.reason = "complete"
-                            self.by_syntax = self._check.by_syntax
+                        if self._whole():
                             break
                         self._notify()
         except TimeoutError:
@@ -122,6 +139,20 @@ class Generation:
         finally:
             self.ended = time.perf_counter()
             self._notify()
+
+    def _take(self, text: str, tokens: int) -> None:
+        if self.first_token is None and tokens:
+            self.first_token = time.perf_counter()
+        self.raw += text
+        self.tokens += tokens
+
+    def _whole(self) -> bool:
+        """True (and the reason set) once the stop rules say the completion is whole."""
+        if self._check is not None and self._check.done(self.raw):
+            self.reason = "complete"
+            self.by_syntax = self._check.by_syntax
+            return True
+        return False
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """Wake the waiters also when the task was cancelled before it ever ran."""

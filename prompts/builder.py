@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .crossfile import OpenDocument, gather_context
 from .cursor import CursorContext, Decision, analyze_cursor
+from .healing import allowed_first_tokens
 from .languages import LanguageSpec
 from .postprocess import indent_unit
 from .profiles import ChatTemplate, Profile, PromptParts, Snippet, render
@@ -170,6 +171,7 @@ def build(
         language=req.language.name if req.language.module else "",
         before=window_before(prefix),
         after=window_after(suffix),
+        heal_token_ids=allowed_first_tokens(tok, healed),
     )
 
 

@@ -59,3 +59,6 @@ class Prompt:
     """Document text right before the cursor (whole lines, bounded) for those checks."""
     after: str = ""
     """Document text from the cursor on (whole lines, bounded) for those checks."""
+    heal_token_ids: tuple[int, ...] = ()
+    """Tokens whose text starts with `heal`: the engine's first token is chosen among them
+    (constrained healing); () when nothing was healed or the tokenizer lists no vocabulary."""
