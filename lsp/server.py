@@ -443,7 +443,7 @@ class MoeLanguageServer(LanguageServer):
         completion at the end of the accepted text, for the request that will come."""
         doc = self.documents.get(uri)
         if doc is None or uri in self.inflight:
-            return
+            return  # a request for this document runs: it will serve the next place
         streak = self.streaks.get(uri)
         if streak is not None:
             if not streak.gen.finished or len(streak.text()) > len(streak.shown):
@@ -470,9 +470,15 @@ class MoeLanguageServer(LanguageServer):
         if older is not None and older is not task and not older.done():
             older.cancel()
             self.counts["superseded"] += 1
-        if task is not None:
+        if task is not None and self.inflight.get(uri) is not task:
             self.inflight[uri] = task
+            task.add_done_callback(lambda t: self._release(uri, t))
         return task
+
+    def _release(self, uri: str, task: asyncio.Task[Any]) -> None:
+        """A finished request leaves `inflight` (which then holds only running requests)."""
+        if self.inflight.get(uri) is task:
+            del self.inflight[uri]
 
     def word_start(self, snap: Snapshot) -> lsp.Position:
         """Start of the identifier the cursor is in (where a completion-list edit begins)."""
