@@ -323,7 +323,14 @@ class MoeLanguageServer(LanguageServer):
         if doc is None or doc.version != snap.version:
             self.counts["stale"] += 1
             return ""
-        return piece[0] if piece[0].strip() else ""
+        text = piece[0] if piece[0].strip() else ""
+        if text and not streak.shown and streak.prepared is not None:
+            # adopted before anyone was answered from it: its timings count once
+            log_prompts = self.settings.log_prompts
+            self.record(outcome_of(streak.gen, streak.prepared, text=text, log_prompts=log_prompts))
+        if text:
+            streak.shown = streak.shown or text
+        return text
 
     def _generation_for(self, prepared: Prepared, snap: Snapshot) -> tuple[Generation, Streak]:
         """Start the engine on a prepared prompt; a single-line ghost text at a line's end
@@ -405,8 +412,11 @@ class MoeLanguageServer(LanguageServer):
             self.counts["empty"] += 1
             return prepared
         gen, streak = self._generation_for(prepared, snap)
+        streak.prepared = prepared
+        # Registered at once: a newer request whose text agrees with what this generation
+        # writes (the user typed what the model predicts) adopts it instead of starting over.
+        self.streaks.put(snap.uri, streak)
         if prefetch:
-            self.streaks.put(snap.uri, streak)
             return None
         task = asyncio.current_task()
         budget = self.settings.completion.first_line_budget_ms / 1000
@@ -414,8 +424,12 @@ class MoeLanguageServer(LanguageServer):
             if not await gen.wait(lambda _: streak.first_ready(False), budget):
                 await gen.wait(lambda _: streak.first_ready(True))
         except asyncio.CancelledError:
-            gen.cancel()  # never shown: nobody will read it
             self.counts["cancelled"] += 1
+            newer = self.inflight.get(snap.uri)
+            if newer is None or newer is task:
+                # cancelled by the client, not superseded: nobody will read it
+                if self.streaks.get(snap.uri) is streak:
+                    self.streaks.drop(snap.uri)
             raise
         finally:
             if task is not None and self.inflight.get(snap.uri) is task:
@@ -428,8 +442,8 @@ class MoeLanguageServer(LanguageServer):
             self.counts["stopped_by_syntax"] += 1
         text = streak.first_answer()
         streak.shown = text
-        if text and (not gen.finished or len(streak.text()) > len(text)):
-            self.streaks.put(snap.uri, streak)  # keeps generating for the next request
+        if not text and gen.finished and self.streaks.get(snap.uri) is streak:
+            self.streaks.drop(snap.uri)  # nothing to serve later
         outcome = outcome_of(gen, prepared, text=text, log_prompts=self.settings.log_prompts)
         doc = self.documents.get(snap.uri)
         if doc is None or doc.version != snap.version:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from moe_lsp.prompts.postprocess import StopCheck, finish
 from moe_lsp.prompts.prompt import Prompt
@@ -30,6 +31,9 @@ class Streak:
     after_len: int
     after_head: str
     shown: str = ""
+    """What was shown of it so far ('' while nobody was answered from it)."""
+    prepared: Any = None
+    """The prepared prompt it came from (timings for stats)."""
     _ready_check: StopCheck | None = field(default=None, repr=False)
 
     @classmethod
