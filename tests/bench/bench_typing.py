@@ -28,7 +28,7 @@ from moe_lsp.lsp.demo import DemoClient, server_command
 FUNCTIONS = ("indent", "dedent", "shorten")
 """Functions of the standard library's textwrap module the typist rewrites."""
 SMOKE_FUNCTIONS = ("indent",)
-SMOKE_CHARS = 240
+SMOKE_CHARS = 150
 """Characters of the function typed in smoke mode."""
 ANSWER_TIMEOUT = 30.0
 """A request still unanswered after this long counts as unanswered (a server bug)."""
