@@ -94,6 +94,13 @@ async def test_accepted_line_then_enter_is_served_by_the_hot_streak(vscode: Lang
     assert after.engine.requests == before.engine.requests
     assert after.counts.accepted - before.counts.accepted == 1
     print(f"next line from the streak in {elapsed * 1000:.1f} ms")
+    # a client that accepts a word of it reports a partial accept: counted apart
+    await vscode.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command=command.command, arguments=[uri, "partial"])
+    )
+    partial = await stats(vscode)
+    assert partial.counts.accepted_partially - after.counts.accepted_partially == 1
+    assert partial.counts.accepted == after.counts.accepted
 
 
 async def test_completion_list_sends_partial_results(vscode: LanguageClient) -> None:
