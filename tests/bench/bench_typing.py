@@ -25,7 +25,7 @@ from lsprotocol import types as lsp
 
 from moe_lsp.lsp.demo import DemoClient, server_command
 
-FUNCTIONS = ("indent", "dedent", "shorten")
+FUNCTIONS = ("indent", "shorten")
 """Functions of the standard library's textwrap module the typist rewrites."""
 SMOKE_FUNCTIONS = ("indent",)
 SMOKE_CHARS = 150
