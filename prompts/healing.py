@@ -27,13 +27,25 @@ class HealIndex:
         hi = bisect_left(self._texts, prefix + "\U0010ffff", lo)
         return tuple(self._ids[lo:hi])
 
+    def prefixes_of(self, text: str) -> tuple[int, ...]:
+        """Ids of the tokens whose text is a proper, non-empty start of `text`."""
+        found = []
+        for end in range(1, len(text)):
+            i = bisect_left(self._texts, text[:end])
+            while i < len(self._texts) and self._texts[i] == text[:end]:
+                found.append(self._ids[i])
+                i += 1
+        return tuple(found)
+
 
 _INDEXES: WeakKeyDictionary[object, HealIndex] = WeakKeyDictionary()
 
 
 def allowed_first_tokens(tok: object, heal: str) -> tuple[int, ...]:
-    """Tokens the completion of a prompt healed by `heal` may start with; () for no constraint
-    (nothing healed, a tokenizer without a vocabulary listing, or too many to be worth it)."""
+    """Tokens the completion of a prompt healed by `heal` may start with: those that extend
+    it, and those that are a start of it (the model's own split: "\n   " then " return" for a
+    healed "\n    "). () for no constraint: nothing healed, a tokenizer without a
+    vocabulary listing, or too many to be worth it."""
     if not heal:
         return ()
     vocabulary = getattr(tok, "vocabulary", None)
@@ -44,4 +56,6 @@ def allowed_first_tokens(tok: object, heal: str) -> tuple[int, ...]:
         index = HealIndex(vocabulary())
         _INDEXES[tok] = index
     ids = index.starting_with(heal)
-    return ids if 0 < len(ids) <= MAX_ALLOWED else ()
+    if not 0 < len(ids) <= MAX_ALLOWED:
+        return ()
+    return index.prefixes_of(heal) + ids

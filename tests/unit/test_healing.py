@@ -33,6 +33,14 @@ def test_starting_with(prefix: str, ids: tuple[int, ...]) -> None:
     assert HealIndex(VOCAB).starting_with(prefix) == ids
 
 
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [(" beginning", (0,)), ("\n    ", (4,)), (" begin", ()), ("x", ()), ("", ())],
+)
+def test_prefixes_of(text: str, ids: tuple[int, ...]) -> None:
+    assert HealIndex(VOCAB).prefixes_of(text) == ids
+
+
 class Listed:
     """A tokenizer that lists its vocabulary."""
 
@@ -47,6 +55,9 @@ class Listed:
     ("tok", "heal", "ids"),
     [
         (Listed(VOCAB), " begin", (0, 1)),
+        # a token that is a start of the healed text is allowed too (the model's own split)
+        (Listed(VOCAB), " beginning", (0, 1)),
+        (Listed(VOCAB), "\n    ", (4, 3)),
         (Listed(VOCAB), "", ()),  # nothing healed: no constraint
         (object(), " begin", ()),  # no vocabulary listing: no constraint
         (Listed([(i, f" w{i}") for i in range(MAX_ALLOWED + 1)]), " w", ()),  # too many
