@@ -12,8 +12,6 @@ import argparse
 import asyncio
 import inspect
 import json
-import os
-import platform
 import random
 import sys
 import textwrap
@@ -24,6 +22,8 @@ from typing import Any
 from lsprotocol import types as lsp
 
 from moe_lsp.lsp.demo import DemoClient, server_command
+
+from .machine import machine_info
 
 FUNCTIONS = ("indent", "shorten")
 """Functions of the standard library's textwrap module the typist rewrites."""
@@ -252,18 +252,6 @@ def fields(obj: Any) -> dict[str, Any]:
     return dict(vars(obj))
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     client = DemoClient()
 
@@ -321,7 +309,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc is not None and proc.returncode is None:
                 proc.kill()
         log.close()
-    return {"machine": machine(), "functions": list(functions), "runs": results}
+    return {"machine": machine_info().to_json(), "functions": list(functions), "runs": results}
 
 
 def table(report: dict[str, Any]) -> str:
@@ -360,7 +348,7 @@ def table(report: dict[str, Any]) -> str:
         ratio = a["tokens_per_engine_request"] / b["tokens_per_engine_request"]
         out.append(f"tokens per engine request, with / without the syntax stop: {ratio:.2f}")
     m = report["machine"]
-    out.append(f"machine: {m['cores']} cores, {m['cpu']}")
+    out.append(f"machine: {m['cores']} cores, {m['cpu_model']}")
     return "\n".join(out)
 
 
