@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -20,6 +21,9 @@ MAX_OPEN_DOCUMENTS = 1000
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """Largest document text accepted, in UTF-8 bytes; larger texts are refused (and dropped)."""
+
+SETTLE_SECONDS = 1.5
+"""A document quiet this long shows its new text to other documents' prompts (see `settled`)."""
 
 Position = tuple[int, int]
 """(line, character) with the character counted in the negotiated encoding."""
@@ -146,7 +150,9 @@ class Snapshot:
 class Document:
     """One open text document; its line index is rebuilt lazily after each change."""
 
-    def __init__(self, uri: str, language_id: str, version: int, text: str) -> None:
+    def __init__(
+        self, uri: str, language_id: str, version: int, text: str, now: float | None = None
+    ) -> None:
         self.uri = uri
         self.language_id = language_id
         self.version = version
@@ -154,6 +160,20 @@ class Document:
         self._index: LineIndex | None = None
         self.spec: LanguageSpec = language_for(language_id, uri)
         self.tree: SyntaxTree | None = self._parse(text)
+        self.edited_at = time.monotonic() if now is None else now
+        self._settled = (version, text)
+
+    def settled(self, now: float | None = None, quiet: float = SETTLE_SECONDS) -> tuple[int, str]:
+        """(version, text) as other documents' prompts see it: the text as of the last time
+        this document was quiet for `quiet` seconds (or as opened).
+
+        While the user types here, context taken from here for another document stays the
+        same, so that document's prompts keep their cached prefix in the engine; an edit
+        shows there once typing here pauses."""
+        now = time.monotonic() if now is None else now
+        if self._settled[0] != self.version and now - self.edited_at >= quiet:
+            self._settled = (self.version, self._text)
+        return self._settled
 
     def _parse(self, text: str) -> SyntaxTree | None:
         try:
@@ -203,6 +223,7 @@ class Document:
                     self.tree = self._parse(self._text)
         self._index = None
         self.version = version
+        self.edited_at = time.monotonic()
 
     def snapshot(self, line: int, character: int, enc: PositionEncoding) -> Snapshot:
         offset = self.offset_at(line, character, enc)

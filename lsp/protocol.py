@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -182,6 +183,24 @@ class MoeProtocol(LanguageServerProtocol):
                 )
                 return
         super()._send_response(msg_id, result=result, error=error)
+
+    def _execute_handler(
+        self,
+        msg_id: MsgId,
+        handler: Callable[..., Any],
+        callback: Callable[[Future[Any]], None],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        # pygls files the future of every handler it runs under its message id, and only a
+        # response removes it: notifications handled by pygls' own generator handlers (didOpen,
+        # didChange, didClose, ...) stayed there forever, one per keystroke.
+        def done(future: Future[Any]) -> None:
+            if self._request_futures.get(msg_id) is future:
+                del self._request_futures[msg_id]
+            callback(future)
+
+        super()._execute_handler(msg_id, handler, done, args, kwargs)
 
     def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
         failure = None if future.cancelled() else future.exception()

@@ -145,8 +145,9 @@ class MoeLanguageServer(LanguageServer):
         assert doc is not None
         limit = self.settings.completion.max_context_documents
         others = [
-            OpenDocument(d.uri, self.display_path(d.uri), d.language_id, d.text, d.version)
+            OpenDocument(d.uri, self.display_path(d.uri), d.language_id, text, version)
             for d in self.documents.recent(limit, exclude=snap.uri)
+            for version, text in (d.settled(),)
         ]
         return Request(
             text=snap.text,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
@@ -119,6 +118,8 @@ async def editor(
                     return
                 if f.exception() is None:
                     counts["answered"] += 1
+                    items = getattr(f.result(), "items", None)
+                    counts["non_empty"] += 1 if items else 0
                     samples.append((sent - t0, (time.monotonic() - sent) * 1000))
                 else:
                     counts["cancelled" if "cancel" in str(f.exception()).lower() else "errors"] += 1
@@ -133,7 +134,47 @@ async def editor(
         counts["unanswered"] += len(still)
 
 
-async def soak(minutes: float, editors: int) -> dict[str, Any]:
+async def sampler(
+    client: DemoClient,
+    pid: int,
+    t0: float,
+    until: float,
+    counts: dict[str, int],
+    trace: list[dict[str, Any]],
+    every: float,
+) -> None:
+    """Every `every` seconds: server RSS, client-side counts and the server's own counters."""
+    while True:
+        s = await client.protocol.send_request_async("moe/stats", {})
+        trace.append(
+            {
+                "t": round(time.monotonic() - t0, 1),
+                "rss_mib": round(rss_mib(pid), 1),
+                **{f"client_{k}": v for k, v in counts.items()},
+                "server": s.counts._asdict(),
+                "engine_running": s.engine.running,
+                "engine_requests": s.engine.requests,
+                "engine_generated": s.engine.generatedTokens,
+                "engine_prompt_tokens": s.engine.promptTokens,
+                "engine_cached_tokens": s.engine.cachedPromptTokens,
+            }
+        )
+        row = trace[-1]
+        print(
+            f"[{row['t']:6.0f} s] rss {row['rss_mib']:.0f} MiB, requests {counts['requests']}, "
+            f"answered {counts['answered']} ({counts['non_empty']} with text), engine requests "
+            f"{s.engine.requests}, running {s.engine.running}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if time.monotonic() >= until:
+            return
+        await asyncio.sleep(every)
+
+
+async def soak(
+    minutes: float, editors: int, log_path: Path, every: float, settings: dict[str, Any]
+) -> dict[str, Any]:
     client = DemoClient()
 
     @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
@@ -144,11 +185,15 @@ async def soak(minutes: float, editors: int) -> dict[str, Any]:
     def _status(params: Any) -> None:
         return None
 
-    log = open(os.devnull, "wb")
+    log = open(log_path, "wb")
     await client.start_server(server_command(), log)
     assert client._server is not None
     pid = client._server.pid
-    await client.initialize_async(lsp.InitializeParams(capabilities=lsp.ClientCapabilities()))
+    await client.initialize_async(
+        lsp.InitializeParams(
+            capabilities=lsp.ClientCapabilities(), initialization_options=settings or None
+        )
+    )
     client.initialized(lsp.InitializedParams())
     while True:
         s = await client.protocol.send_request_async("moe/stats", {})
@@ -158,13 +203,22 @@ async def soak(minutes: float, editors: int) -> dict[str, Any]:
     if s.state == "failed":
         raise SystemExit(f"engine failed: {s.message}")
     rss_start, pss_start = rss_mib(pid), tree_pss_mib(pid)
-    counts = {"requests": 0, "answered": 0, "cancelled": 0, "errors": 0, "unanswered": 0}
+    counts = {
+        "requests": 0,
+        "answered": 0,
+        "non_empty": 0,
+        "cancelled": 0,
+        "errors": 0,
+        "unanswered": 0,
+    }
     samples: list[tuple[float, float]] = []
+    trace: list[dict[str, Any]] = []
     t0 = time.monotonic()
     until = t0 + minutes * 60
     rng = random.Random(11)
     await asyncio.gather(
-        *(editor(client, i, until, t0, samples, counts, rng) for i in range(editors))
+        sampler(client, pid, t0, until, counts, trace, every),
+        *(editor(client, i, until, t0, samples, counts, rng) for i in range(editors)),
     )
     await asyncio.sleep(2)
     s = await client.protocol.send_request_async("moe/stats", {})
@@ -179,7 +233,7 @@ async def soak(minutes: float, editors: int) -> dict[str, Any]:
         "editors": editors,
         **counts,
         "engine_running_at_end": s.engine.running,
-        "server_counts": dict(s.counts.__dict__) if hasattr(s.counts, "__dict__") else None,
+        "server_counts": s.counts._asdict(),
         "server_rss_mib_start": rss_start,
         "server_rss_mib_end": rss_end,
         "rss_growth_pct": 100 * (rss_end - rss_start) / rss_start,
@@ -188,6 +242,7 @@ async def soak(minutes: float, editors: int) -> dict[str, Any]:
         "p95_ms_first_minute": pct(first, 0.95),
         "p95_ms_last_minute": pct(last, 0.95),
         "p50_ms_all": pct([ms for _, ms in samples], 0.5),
+        "trace": trace,
         "samples": samples,
     }
 
@@ -197,8 +252,19 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--editors", type=int, default=8)
     ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--every", type=float, default=10, help="seconds between state samples")
+    ap.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help='initializationOptions, e.g. \'{"completion": {"contextShare": 0}}\'',
+    )
     args = ap.parse_args()
-    r = asyncio.run(soak(args.minutes, args.editors))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    r = asyncio.run(
+        soak(args.minutes, args.editors, out / "soak-server.log", args.every, args.settings)
+    )
     print(f"soak: {r['editors']} editors for {r['minutes']} min on one server")
     print(
         f"requests {r['requests']}, answered {r['answered']}, cancelled (superseded) "
@@ -214,8 +280,6 @@ def main() -> int:
         f"p95 latency: first minute {r['p95_ms_first_minute']:.0f} ms, last minute "
         f"{r['p95_ms_last_minute']:.0f} ms; p50 overall {r['p50_ms_all']:.0f} ms"
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "soak.json").write_text(json.dumps(r, indent=2))
     import matplotlib
 

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from moe_lsp.lsp.documents import (
     MAX_DOCUMENT_BYTES,
     MAX_OPEN_DOCUMENTS,
+    SETTLE_SECONDS,
+    Document,
     DocumentStore,
     PositionEncoding,
     Snapshot,
@@ -379,3 +381,45 @@ def test_store_edits_match_plain_string(text, enc, batches):
         doc = store.get(URI)
         assert doc is not None
         assert (doc.text, doc.version) == (expected, version)
+
+
+# (edits as (seconds after open, new text), seconds of the read, expected settled text)
+SETTLED = [
+    ([], 0.0, "a"),  # as opened
+    ([(0.5, "ab")], 1.0, "a"),  # still typing: the opened text
+    ([(0.5, "ab")], 0.5 + SETTLE_SECONDS, "ab"),  # quiet long enough: the new text
+    ([(0.5, "ab"), (1.5, "abc")], 0.5 + SETTLE_SECONDS, "a"),  # a newer edit restarts the wait
+    ([(0.5, "ab"), (1.5, "abc")], 1.5 + SETTLE_SECONDS, "abc"),
+    ([(0.5, "ab"), (9.0, "abc")], 3.0, "ab"),  # read before the second edit
+]
+
+
+@pytest.mark.parametrize(("edits", "read_at", "expected"), SETTLED)
+def test_settled_text_changes_only_after_a_pause(monkeypatch, edits, read_at, expected):
+    clock = [100.0]
+    monkeypatch.setattr("moe_lsp.lsp.documents.time.monotonic", lambda: clock[0])
+    doc = Document("file:///a.py", "python", 1, "a")
+    for version, (at, text) in enumerate(edits, start=2):
+        if at > read_at:
+            break
+        clock[0] = 100.0 + at
+        doc.apply_change(None, text, version)
+    clock[0] = 100.0 + read_at
+    version, text = doc.settled()
+    assert text == expected
+    assert version == (1 if expected == "a" else 1 + [t for _, t in edits].index(expected) + 1)
+
+
+def test_settled_text_is_kept_until_the_next_pause(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("moe_lsp.lsp.documents.time.monotonic", lambda: clock[0])
+    doc = Document("file:///a.py", "python", 1, "a")
+    doc.apply_change(None, "ab", 2)
+    clock[0] = SETTLE_SECONDS
+    assert doc.settled() == (2, "ab")
+    for step in range(1, 20):  # typing on, 0.2 s between keys: the view stays
+        clock[0] += 0.2
+        doc.apply_change(None, "ab" + "x" * step, 2 + step)
+        assert doc.settled() == (2, "ab")
+    clock[0] += SETTLE_SECONDS
+    assert doc.settled() == (21, "ab" + "x" * 19)

@@ -526,6 +526,21 @@ def test_gate(state: str, body: bytes, expected: Any) -> None:
     assert set(got[0]["error"]) == {"code", "message"}
 
 
+def test_handled_messages_leave_no_futures_behind() -> None:
+    protocol, out = gate()
+    protocol.handle_body(INIT)
+    protocol.handle_body(note("initialized", {}))
+    doc = {"uri": "file:///a.py", "languageId": "python", "version": 1, "text": "x"}
+    protocol.handle_body(note("textDocument/didOpen", {"textDocument": doc}))
+    for version in range(2, 50):
+        change = {"textDocument": {"uri": doc["uri"], "version": version}}
+        protocol.handle_body(note("textDocument/didChange", {**change, "contentChanges": []}))
+        protocol.handle_body(req("moe/echo", {}, version))
+    protocol.handle_body(note("textDocument/didClose", {"textDocument": {"uri": doc["uri"]}}))
+    assert len([m for m in out.messages if "result" in m]) == 1 + 48
+    assert protocol._request_futures == {}
+
+
 @pytest.mark.parametrize(("shut_down", "code"), [(False, 1), (True, 0)])
 def test_gate_lets_exit_through(shut_down: bool, code: int) -> None:
     protocol, _ = gate()
