@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from moe_lsp.inference.engine import Engine
 from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build
 from moe_lsp.prompts.postprocess import finish
 from moe_lsp.prompts.profiles import ChatTemplate, Profile
-from moe_lsp.prompts.prompt import Prompt
+from moe_lsp.prompts.prompt import Mode, Prompt
 from moe_lsp.prompts.secrets import redact
 from moe_lsp.prompts.tokens import Tokenizer
 
@@ -46,6 +47,8 @@ class Outcome:
     finish_reason: str
     raw: str = ""
     """What the engine generated, before clean-up (for evaluations and debug logs)."""
+    by_syntax: bool = False
+    """The generation was stopped because the tree-sitter check saw the body closed."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,44 @@ def outcome_of(
             redact(text),
             prompt.heal,
         )
-    return Outcome(text, prompt, timings, gen.reason if gen.finished else "early", gen.raw)
+    reason = gen.reason if gen.finished else "early"
+    return Outcome(text, prompt, timings, reason, gen.raw, by_syntax=gen.by_syntax)
+
+
+async def run(
+    engine: Engine,
+    prepared: Prepared,
+    settings: CompletionSettings,
+    *,
+    on_partial: Callable[[str], None] | None = None,
+    log_prompts: bool = False,
+) -> Outcome:
+    """Run a prepared prompt to its end; cancelling the calling task aborts the engine request.
+
+    `on_partial` gets the first whole lines of a multi-line completion while the rest is
+    still coming (partial results)."""
+    prompt = prepared.prompt
+    gen = Generation(
+        engine, prompt, timeout=settings.timeout_seconds, syntax_stop=settings.syntax_stop
+    )
+    try:
+        if on_partial is not None and prompt.mode is Mode.MULTI_LINE:
+            first = [""]
+
+            def lines(g: Generation) -> bool:
+                first[0] = "" if g.finished else finish(g.raw, prompt, truncated=True)
+                return g.finished or bool(first[0])
+
+            await gen.wait(lines)
+            if first[0]:
+                on_partial(first[0])
+        await gen.done()
+    except asyncio.CancelledError:
+        gen.cancel()
+        raise
+    if gen.error is not None:
+        raise gen.error
+    return outcome_of(gen, prepared, log_prompts=log_prompts)
 
 
 async def complete(
@@ -135,24 +175,11 @@ async def complete(
     chat_template: ChatTemplate | None = None,
     log_prompts: bool = False,
 ) -> Outcome:
-    """Run one completion to its end; cancelling the calling task aborts the engine request."""
+    """Build the prompt and run one completion to its end."""
     prepared = prepare(tokenizer, request, settings, profile, chat_template=chat_template)
     if isinstance(prepared, Outcome):
         return prepared
-    gen = Generation(
-        engine,
-        prepared.prompt,
-        timeout=settings.timeout_seconds,
-        syntax_stop=settings.syntax_stop,
-    )
-    try:
-        await gen.done()
-    except asyncio.CancelledError:
-        gen.cancel()
-        raise
-    if gen.error is not None:
-        raise gen.error
-    return outcome_of(gen, prepared, log_prompts=log_prompts)
+    return await run(engine, prepared, settings, log_prompts=log_prompts)
 
 
 def _timings(

@@ -30,7 +30,7 @@ from .documents import DocumentStore, PositionEncoding, Snapshot
 from .engine_host import EngineFactory, EngineHost, default_factory
 from .generation import Generation
 from .metrics import Latencies
-from .pipeline import Outcome, Prepared, outcome_of, prepare
+from .pipeline import Outcome, Prepared, outcome_of, prepare, run
 from .protocol import MoeProtocol
 from .settings import ServerSettings, SettingsError
 from .streaks import Streak, Streaks
@@ -215,30 +215,12 @@ class MoeLanguageServer(LanguageServer):
             if isinstance(prepared, Outcome):
                 outcome = prepared
             else:
-                prompt = prepared.prompt
-                gen = Generation(
-                    engine, prompt, timeout=c.timeout_seconds, syntax_stop=c.syntax_stop
+                log_prompts = self.settings.log_prompts
+                outcome = await run(
+                    engine, prepared, c, on_partial=on_partial, log_prompts=log_prompts
                 )
-                try:
-                    if on_partial is not None and prompt.mode is Mode.MULTI_LINE:
-                        first = [""]
-
-                        def lines(g: Generation) -> bool:
-                            first[0] = "" if g.finished else finish(g.raw, prompt, truncated=True)
-                            return g.finished or bool(first[0])
-
-                        await gen.wait(lines)
-                        if first[0]:
-                            on_partial(first[0])
-                    await gen.done()
-                except asyncio.CancelledError:
-                    gen.cancel()
-                    raise
-                if gen.error is not None:
-                    raise gen.error
-                if gen.by_syntax:
+                if outcome.by_syntax:
                     self.counts["stopped_by_syntax"] += 1
-                outcome = outcome_of(gen, prepared, log_prompts=self.settings.log_prompts)
         except asyncio.CancelledError:
             self.counts["cancelled"] += 1
             raise
@@ -249,9 +231,13 @@ class MoeLanguageServer(LanguageServer):
         finally:
             if task is not None and self.inflight.get(snap.uri) is task:
                 del self.inflight[snap.uri]
+        return self.fresh(snap, outcome)
+
+    def fresh(self, snap: Snapshot, outcome: Outcome) -> Outcome | None:
+        """`outcome`, recorded, if the document is still at `snap`'s version; else None: the
+        document changed while the model worked, and an old version is never answered."""
         doc = self.documents.get(snap.uri)
         if doc is None or doc.version != snap.version:
-            # The document changed while the model worked: never answer for an old version.
             self.counts["stale"] += 1
             return None
         self.record(outcome)
@@ -340,7 +326,7 @@ class MoeLanguageServer(LanguageServer):
         assert engine is not None
         c = self.settings.completion
         prompt = prepared.prompt
-        run = prompt
+        streamed = prompt
         if (
             c.hot_streak_tokens > 0
             and prompt.mode is Mode.SINGLE_LINE
@@ -348,7 +334,7 @@ class MoeLanguageServer(LanguageServer):
             and not prompt.line_suffix.strip()
         ):
             tokens = max(prompt.max_tokens, c.hot_streak_tokens)
-            run = replace(prompt, mode=Mode.MULTI_LINE, opens_block=False, max_tokens=tokens)
+            streamed = replace(prompt, mode=Mode.MULTI_LINE, opens_block=False, max_tokens=tokens)
         holder: list[Streak] = []
         last_sent = [0.0]
 
@@ -362,7 +348,7 @@ class MoeLanguageServer(LanguageServer):
             self.send_ghost_text(snap, holder[0], gen.finished)
 
         gen = Generation(
-            engine, run, timeout=c.timeout_seconds, syntax_stop=c.syntax_stop, on_text=on_text
+            engine, streamed, timeout=c.timeout_seconds, syntax_stop=c.syntax_stop, on_text=on_text
         )
         streak = Streak.at(gen, prompt, snap.prefix, snap.suffix)
         holder.append(streak)
@@ -446,12 +432,7 @@ class MoeLanguageServer(LanguageServer):
         if not text and gen.finished and self.streaks.get(snap.uri) is streak:
             self.streaks.drop(snap.uri)  # nothing to serve later
         outcome = outcome_of(gen, prepared, text=text, log_prompts=self.settings.log_prompts)
-        doc = self.documents.get(snap.uri)
-        if doc is None or doc.version != snap.version:
-            self.counts["stale"] += 1
-            return None
-        self.record(outcome)
-        return outcome
+        return self.fresh(snap, outcome)
 
     def prefetch_after_accept(self, uri: str) -> None:
         """The user accepted ghost text: unless a streak already goes on from there, start the

@@ -59,6 +59,8 @@ MAX_INDEXED_DOCUMENTS = 32
 """Documents whose windows and definitions `SnippetIndex` keeps (least recently used dropped)."""
 MAX_INDEXED_CHARS = 1_000_000
 """Documents longer than this are not used as context (indexing them costs too much)."""
+MAX_ABSENT_NAMES = 4096
+"""Names remembered per document as not mentioned in it (cleared when full)."""
 
 # --- keywords and builtins: never looked up, never counted as shared identifiers ---------------
 
@@ -590,7 +592,7 @@ class _Entry:
             if name in self._absent:
                 return []
             if name not in self.redacted:  # cannot define it: no need to parse (yet)
-                if len(self._absent) >= 4096:
+                if len(self._absent) >= MAX_ABSENT_NAMES:
                     self._absent.clear()
                 self._absent.add(name)
                 return []

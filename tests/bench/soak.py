@@ -1,5 +1,8 @@
 """Soak: 8 simulated editors typing into one server for N minutes against the real engine.
 
+Each editor types functions and classes drawn from a few templates with random names and
+numbers, at 5 to 16 characters a second, asking for ghost text at every keystroke.
+
 Reports requests served, unanswered (must be 0), engine requests left running (must be 0),
 server memory at start and end, and p95 latency in the first and last minute. Saves JSON and
 a plot."""
@@ -20,16 +23,47 @@ from lsprotocol import types as lsp
 
 from moe_lsp.lsp.demo import DemoClient, server_command
 
-SNIPPET = '''def process_{n}(items):
-    """Return the sum of the even items."""
+SNIPPETS = (
+    '''def {name}_{n}(items):
+    """Return the sum of the items divisible by {k}."""
     total = 0
     for item in items:
-        if item % 2 == 0:
+        if item % {k} == 0:
             total += item
     return total
 
 
-'''
+''',
+    """class {Name}{n}:
+    def __init__(self, limit):
+        self.limit = limit
+        self.seen = []
+
+    def add(self, value):
+        if len(self.seen) >= self.limit:
+            self.seen.pop(0)
+        self.seen.append(value * {k})
+
+
+""",
+    """def {name}_lines_{n}(path):
+    with open(path) as handle:
+        lines = [line.strip() for line in handle]
+    return [line for line in lines if len(line) > {k}]
+
+
+""",
+    """def {name}_table_{n}(rows):
+    table = {{}}
+    for key, value in rows:
+        table.setdefault(key, []).append(value + {k})
+    return {{key: sorted(values) for key, values in table.items()}}
+
+
+""",
+)
+"""Code the editors type, one after another, with names and numbers drawn at random."""
+NAMES = ("parse", "count", "merge", "scale", "filter", "collect", "render", "update")
 HEADER = "import os\nimport sys\n\n\n"
 
 
@@ -75,7 +109,10 @@ async def editor(
     version, n = 1, 0
     pending: list[asyncio.Future[Any]] = []
     while time.monotonic() < until:
-        body = SNIPPET.format(n=n)
+        name = rng.choice(NAMES)
+        body = rng.choice(SNIPPETS).format(
+            n=n, k=rng.randint(2, 9), name=name, Name=name.capitalize()
+        )
         n += 1
         for ch in body:
             if time.monotonic() >= until:
@@ -226,6 +263,7 @@ async def soak(
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
+    warm = next((row["rss_mib"] for row in trace if row["t"] >= 60), rss_start)
     first = [ms for t, ms in samples if t < 60]
     last = [ms for t, ms in samples if t >= minutes * 60 - 60]
     return {
@@ -237,6 +275,13 @@ async def soak(
         "server_rss_mib_start": rss_start,
         "server_rss_mib_end": rss_end,
         "rss_growth_pct": 100 * (rss_end - rss_start) / rss_start,
+        "server_rss_mib_after_first_minute": warm,
+        "rss_growth_after_first_minute_pct": 100 * (rss_end - warm) / warm,
+        "engine_requests": s.engine.requests,
+        "engine_aborted": s.engine.aborted,
+        "engine_generated_tokens": s.engine.generatedTokens,
+        "engine_prompt_tokens": s.engine.promptTokens,
+        "engine_cached_prompt_tokens": s.engine.cachedPromptTokens,
         "tree_pss_mib_start": pss_start,
         "tree_pss_mib_end": pss_end,
         "p95_ms_first_minute": pct(first, 0.95),
@@ -267,13 +312,20 @@ def main() -> int:
     )
     print(f"soak: {r['editors']} editors for {r['minutes']} min on one server")
     print(
-        f"requests {r['requests']}, answered {r['answered']}, cancelled (superseded) "
-        f"{r['cancelled']}, errors {r['errors']}, unanswered {r['unanswered']}"
+        f"requests {r['requests']}, answered {r['answered']} ({r['non_empty']} with ghost "
+        f"text), cancelled (superseded) {r['cancelled']}, errors {r['errors']}, "
+        f"unanswered {r['unanswered']}"
     )
-    print(f"engine requests still running at the end: {r['engine_running_at_end']}")
+    cached = r["engine_cached_prompt_tokens"] / max(1, r["engine_prompt_tokens"])
+    print(
+        f"engine: {r['engine_requests']} requests ({r['engine_aborted']} aborted), "
+        f"{r['engine_generated_tokens']} tokens generated, {100 * cached:.0f} % of prompt "
+        f"tokens from the prefix cache; still running at the end: {r['engine_running_at_end']}"
+    )
     print(
         f"server RSS {r['server_rss_mib_start']:.0f} -> {r['server_rss_mib_end']:.0f} MiB "
-        f"({r['rss_growth_pct']:+.1f} %); server+engine PSS {r['tree_pss_mib_start']:.0f} -> "
+        f"({r['rss_growth_pct']:+.1f} %; {r['rss_growth_after_first_minute_pct']:+.1f} % after "
+        f"the first minute); server+engine PSS {r['tree_pss_mib_start']:.0f} -> "
         f"{r['tree_pss_mib_end']:.0f} MiB"
     )
     print(
@@ -286,15 +338,23 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, (ax, mem) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     ax.scatter([t for t, _ in r["samples"]], [ms for _, ms in r["samples"]], s=3)
-    ax.set_xlabel("seconds")
+    ax.set_yscale("log")
     ax.set_ylabel("request latency (ms)")
     ax.set_title(f"Soak: {r['editors']} editors, {r['minutes']} min")
+    mem.plot([row["t"] for row in r["trace"]], [row["rss_mib"] for row in r["trace"]])
+    mem.set_xlabel("seconds")
+    mem.set_ylabel("server RSS (MiB)")
     fig.tight_layout()
     fig.savefig(out / "soak.png", dpi=100)
     print(f"saved {out / 'soak.json'} and {out / 'soak.png'}")
-    ok = r["unanswered"] == 0 and r["errors"] == 0 and r["engine_running_at_end"] == 0
+    ok = (
+        r["unanswered"] == 0
+        and r["errors"] == 0
+        and r["engine_running_at_end"] == 0
+        and r["rss_growth_pct"] < 5
+    )
     return 0 if ok else 1
 
 

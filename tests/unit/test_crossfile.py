@@ -670,3 +670,13 @@ def test_twenty_open_documents_give_both_kinds_of_context() -> None:
         again = gather_context(typed, offset + i, rest, budget=600, count_tokens=words, index=index)
         # typing a few characters does not reorder the context (the prefix cache relies on it)
         assert [s.path for s in again] == [s.path for s in first]
+
+
+def test_names_remembered_as_absent_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moe_lsp.prompts import crossfile
+
+    monkeypatch.setattr(crossfile, "MAX_ABSENT_NAMES", 8)
+    entry = crossfile._Entry(OpenDocument("file:///a.py", "a.py", "python", "x = 1\n", 1))
+    for i in range(50):
+        assert entry.definitions(f"name_{i}") == []
+        assert len(entry._absent) <= 8

@@ -566,3 +566,21 @@ def test_gate_logs_no_message_text(caplog: pytest.LogCaptureFixture) -> None:
         for body in bodies:
             protocol.handle_body(body)
     assert caplog.records and secret not in caplog.text
+
+
+def test_thread_reader_holds_at_most_max_pending_chunks() -> None:
+    import os
+
+    r, w = os.pipe()
+    os.write(w, b"x" * 400)  # 100 chunks of 4 bytes waiting in the pipe
+
+    async def first_then_wait(reader: ThreadReader) -> int:
+        assert await reader.read() == b"xxxx"
+        await asyncio.sleep(0.3)  # the reader thread runs on while nobody reads
+        assert reader._queue is not None
+        return reader._queue.qsize()
+
+    with open(r, "rb") as stream:
+        waiting = asyncio.run(first_then_wait(ThreadReader(stream, chunk=4, max_pending=3)))
+    os.close(w)
+    assert waiting == 3

@@ -65,3 +65,13 @@ def test_stable_start_moves_rarely_while_typing(tok) -> None:
 )
 def test_fit_suffix(tok, suffix: str, budget: int, expected: str) -> None:
     assert suffix[: fit_suffix(suffix, tok, budget)] == expected
+
+
+def test_line_token_cache_is_bounded(tok, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moe_lsp.prompts import window
+
+    monkeypatch.setattr(window, "LINE_CACHE_SIZE", 10)
+    monkeypatch.setattr(window, "_LINE_TOKENS", {})
+    for n in range(1, 60):  # a line typed one character at a time: a new key each time
+        fit_prefix(CODE[:200] + "x" * n, tok, 10_000)
+        assert len(window._LINE_TOKENS) <= 10
