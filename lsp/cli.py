@@ -9,7 +9,13 @@ import signal
 import sys
 from pathlib import Path
 
+from .orphans import exit_with_parent, is_spawned_child
 from .settings import ServerSettings
+
+if is_spawned_child():
+    # This module is imported again in each process vLLM spawns (as, or by, the parent's main
+    # module): such a process ends when the server that started it is gone.
+    exit_with_parent()
 
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ BACKOFF_FIRST_SECONDS = 1.0
 """Wait before the first restart; doubled for each next one."""
 BACKOFF_MAX_SECONDS = 60.0
 """Longest wait between restarts."""
+STOP_WAIT_SECONDS = 30.0
+"""How long leaving the process waits for an engine stop already under way."""
 
 StatusCallback = Callable[[EngineState, str], None]
 """Called with (state, human message) on every change of the engine's state."""
@@ -77,6 +80,8 @@ class EngineHost:
         self.restarts = 0
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._stopped: threading.Event | None = None
+        """Set when an engine stop begun by `shutdown` has finished (None: none begun)."""
 
     @property
     def ready(self) -> bool:
@@ -177,14 +182,25 @@ class EngineHost:
             await asyncio.wait([task], timeout=300)
         engine, self.engine = self.engine, None
         if engine is not None:
-            await asyncio.to_thread(engine.shutdown)
+            self._stopped = stopped = threading.Event()
+            await asyncio.to_thread(_stop, engine, stopped)
         self.state = EngineState.STOPPED
 
     def shutdown_blocking(self) -> None:
-        """Stop the engine from outside the event loop (interpreter exit)."""
+        """Stop the engine from outside the event loop (interpreter exit, a signal); a stop
+        already under way is waited for, so that no engine process outlives the server."""
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.shutdown()
+        if self._stopped is not None and not self._stopped.wait(STOP_WAIT_SECONDS):
+            log.warning("the engine did not stop within %.0f s", STOP_WAIT_SECONDS)
+
+
+def _stop(engine: StartableEngine, stopped: threading.Event) -> None:
+    try:
+        engine.shutdown()
+    finally:
+        stopped.set()
 
 
 def _prepare_error() -> type[Exception]:

@@ -87,6 +87,8 @@ class MoeLanguageServer(LanguageServer):
         self.latency = Latencies()
         self.debouncer = Debouncer()
         self.inflight: dict[str, asyncio.Task[Any]] = {}
+        self.stopping: asyncio.Task[None] | None = None
+        """The engine stop begun by `shutdown`."""
         self.last: dict[str, Any] | None = None
         self.profile: Profile | None = None
         self.root_path: str = ""
@@ -635,10 +637,14 @@ def create_server(
         )
 
     @server.feature(lsp.SHUTDOWN)
-    async def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
+    def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
+        # Answered at once (clients give shutdown about 2 s before they kill the server); the
+        # engine stops in the background, and leaving the process waits for that stop.
         log.info("shutdown: stopping the engine")
         ls.streaks.clear()
-        await ls.host.shutdown()
+        for task in list(ls.inflight.values()):
+            task.cancel()
+        ls.stopping = asyncio.ensure_future(ls.host.shutdown())
 
     @server.command(ACCEPTED_COMMAND)
     def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
