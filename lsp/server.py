@@ -638,7 +638,7 @@ def create_server(
 
     @server.feature(lsp.SHUTDOWN)
     def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
-        # Answered at once (clients give shutdown about 2 s before they kill the server); the
+        # Answered at once (VS Code's client waits 2 s for it, then kills the server); the
         # engine stops in the background, and leaving the process waits for that stop.
         log.info("shutdown: stopping the engine")
         ls.streaks.clear()
