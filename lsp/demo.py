@@ -64,6 +64,25 @@ class DemoClient(LanguageClient):
         )
 
 
+def quiet_client() -> DemoClient:
+    """A DemoClient that accepts the server's progress and status messages and shows none."""
+    client = DemoClient()
+
+    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def _create(params: Any) -> None:
+        return None
+
+    @client.feature(lsp.PROGRESS)
+    def _progress(params: Any) -> None:
+        return None
+
+    @client.feature("moe/status")
+    def _status(params: Any) -> None:
+        return None
+
+    return client
+
+
 async def _demo(args: argparse.Namespace) -> int:
     path: Path = args.file.resolve()
     text = path.read_text(encoding="utf-8")

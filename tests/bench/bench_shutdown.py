@@ -17,21 +17,13 @@ from typing import Any
 import psutil
 from lsprotocol import types as lsp
 
-from moe_lsp.lsp.demo import DemoClient, server_command
+from moe_lsp.lsp.demo import quiet_client, server_command
 
 from .report import median, save_results
 
 
 async def one_run() -> dict[str, Any]:
-    client = DemoClient()
-
-    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
-    def _create(params: Any) -> None:
-        return None
-
-    @client.feature("moe/status")
-    def _status(params: Any) -> None:
-        return None
+    client = quiet_client()
 
     await client.start_server(server_command(), open(os.devnull, "wb"))
     assert client._server is not None

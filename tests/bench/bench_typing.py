@@ -21,7 +21,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from moe_lsp.lsp.demo import DemoClient, server_command
+from moe_lsp.lsp.demo import DemoClient, quiet_client, server_command
 
 from .machine import machine_info
 
@@ -253,19 +253,7 @@ def fields(obj: Any) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    client = DemoClient()
-
-    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
-    def _create(params: Any) -> None:
-        return None
-
-    @client.feature(lsp.PROGRESS)
-    def _progress(params: Any) -> None:
-        return None
-
-    @client.feature("moe/status")
-    def _status(params: Any) -> None:
-        return None
+    client = quiet_client()
 
     @client.feature(lsp.WINDOW_SHOW_MESSAGE)
     def _show(params: Any) -> None:

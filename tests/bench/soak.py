@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 from lsprotocol import types as lsp
 
-from moe_lsp.lsp.demo import DemoClient, server_command
+from moe_lsp.lsp.demo import DemoClient, quiet_client, server_command
 
 SNIPPETS = (
     '''def {name}_{n}(items):
@@ -64,6 +64,8 @@ SNIPPETS = (
 )
 """Code the editors type, one after another, with names and numbers drawn at random."""
 NAMES = ("parse", "count", "merge", "scale", "filter", "collect", "render", "update")
+SETTLE_SECONDS = 15.0
+"""After typing stops, how long the engine may take to finish what runs (then it has leaked)."""
 HEADER = "import os\nimport sys\n\n\n"
 
 
@@ -212,15 +214,7 @@ async def sampler(
 async def soak(
     minutes: float, editors: int, log_path: Path, every: float, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    client = DemoClient()
-
-    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
-    def _create(params: Any) -> None:
-        return None
-
-    @client.feature("moe/status")
-    def _status(params: Any) -> None:
-        return None
+    client = quiet_client()
 
     log = open(log_path, "wb")
     await client.start_server(server_command(), log)
@@ -257,8 +251,14 @@ async def soak(
         sampler(client, pid, t0, until, counts, trace, every),
         *(editor(client, i, until, t0, samples, counts, rng) for i in range(editors)),
     )
-    await asyncio.sleep(2)
-    s = await client.protocol.send_request_async("moe/stats", {})
+    # Hot streaks may go on generating after the last answer, up to the completion timeout
+    # (10 s by default): an engine request still running after that has leaked.
+    quiet_by = time.monotonic() + SETTLE_SECONDS
+    while True:
+        await asyncio.sleep(0.5)
+        s = await client.protocol.send_request_async("moe/stats", {})
+        if s.engine.running == 0 or time.monotonic() >= quiet_by:
+            break
     rss_end, pss_end = rss_mib(pid), tree_pss_mib(pid)
     await client.shutdown_async(None)
     client.exit(None)

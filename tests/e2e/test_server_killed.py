@@ -10,7 +10,7 @@ import psutil
 import pytest
 from lsprotocol import types as lsp
 
-from moe_lsp.lsp.demo import DemoClient
+from moe_lsp.lsp.demo import quiet_client
 
 from .conftest import SERVER, wait_ready
 
@@ -18,15 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_engine_processes_end_when_the_server_is_killed() -> None:
-    client = DemoClient()
-
-    @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
-    def _create(params: object) -> None:
-        return None
-
-    @client.feature("moe/status")
-    def _status(params: object) -> None:
-        return None
+    client = quiet_client()
 
     await client.start_server(SERVER, open(os.devnull, "wb"))
     assert client._server is not None
