@@ -49,10 +49,15 @@ class DemoClient(LanguageClient):
         super().__init__("moe-lsp-demo", "0.1")
         self.status: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    async def start_server(self, cmd: list[str], stderr: Any) -> None:
-        """Start `cmd` with its stdout/stdin as the LSP stream."""
+    async def start_server(self, cmd: list[str], stderr: Any, *, new_session: bool = False) -> None:
+        """Start `cmd` with its stdout/stdin as the LSP stream (`new_session`: in a process
+        group of its own, so that it can be killed as a whole)."""
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            *cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=new_session,
         )
         assert proc.stdin is not None and proc.stdout is not None
         self.protocol.set_writer(proc.stdin)

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import sysconfig
 import threading
@@ -361,24 +360,8 @@ def run_json(run: Run | None) -> dict[str, Any] | None:
 class BenchClient(DemoClient):
     """The demo's LSP client, with the server in its own process group (killed as a whole)."""
 
-    async def start_server(self, cmd: list[str], stderr: Any) -> None:
-        from pygls.client import run_async
-
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        self.protocol.set_writer(proc.stdin)
-        self._server = proc
-        self._async_tasks.append(
-            asyncio.create_task(
-                run_async(stop_event=self._stop_event, reader=proc.stdout, protocol=self.protocol)
-            )
-        )
+    async def start_server(self, cmd: list[str], stderr: Any, *, new_session: bool = True) -> None:
+        await super().start_server(cmd, stderr, new_session=new_session)
 
 
 def plain(value: Any) -> Any:
