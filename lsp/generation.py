@@ -26,7 +26,7 @@ class Generation:
         prompt: Prompt,
         *,
         timeout: float,
-        syntax_stop: bool = True,
+        stop: StopCheck | None = None,
         on_text: Callable[[Generation], None] | None = None,
     ) -> None:
         self.prompt = prompt
@@ -46,7 +46,8 @@ class Generation:
         """What the engine raised, when `reason` is 'error'."""
         self._engine = engine
         self._timeout = timeout
-        self._check = StopCheck(prompt, syntax=syntax_stop) if syntax_stop else None
+        self._check = stop
+        """When the text is whole (the prompts-side reader's rule); None: run to the limit."""
         self._on_text = on_text
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self.request_id)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from moe_lsp.prompts.postprocess import StopCheck, finish
-from moe_lsp.prompts.prompt import Prompt
+from moe_lsp.prompts.reader import Reader
 
 from .generation import Generation
 
@@ -21,11 +20,11 @@ AFTER_HEAD = 4096
 
 @dataclass
 class Streak:
-    """A generation anchored at a cursor: what was before and after it, and what was shown."""
+    """A generation anchored at a cursor: what was before and after it, and what was shown.
+    What it means as text is the reader's (prompts/reader.py) to say."""
 
     gen: Generation
-    line_prompt: Prompt
-    """Rules for the first answer (the single-line prompt of a hot streak; else `gen.prompt`)."""
+    reader: Reader
     offset: int
     before: str
     after_len: int
@@ -34,41 +33,25 @@ class Streak:
     """What was shown of it so far ('' while nobody was answered from it)."""
     prepared: Any = None
     """The prepared prompt it came from (timings for stats)."""
-    _ready_check: StopCheck | None = field(default=None, repr=False)
 
     @classmethod
-    def at(cls, gen: Generation, line_prompt: Prompt, prefix: str, suffix: str) -> Streak:
+    def at(cls, gen: Generation, reader: Reader, prefix: str, suffix: str) -> Streak:
         """A streak for `gen`, anchored between `prefix` and `suffix`."""
         return cls(
-            gen, line_prompt, len(prefix), prefix[-BEFORE_CHARS:], len(suffix), suffix[:AFTER_HEAD]
+            gen, reader, len(prefix), prefix[-BEFORE_CHARS:], len(suffix), suffix[:AFTER_HEAD]
         )
 
-    # -- the first answer ------------------------------------------------------------------------
     def first_ready(self, budget_passed: bool) -> bool:
-        """True once the first answer can be given: the line is whole (hot streak), the
-        generation ended, or the time budget passed with whole lines to show."""
-        gen = self.gen
-        if gen.finished:
-            return True
-        if self.line_prompt is not gen.prompt:
-            if self._ready_check is None:
-                self._ready_check = StopCheck(self.line_prompt, syntax=False)
-            if self._ready_check.done(gen.raw):
-                return True
-        return budget_passed and bool(self.text())
+        """True once the first answer can be given (see `Reader.first_ready`)."""
+        return self.reader.first_ready(self.gen, budget_passed)
 
     def first_answer(self) -> str:
         """The text to show first."""
-        gen = self.gen
-        if self.line_prompt is not gen.prompt:
-            return finish(gen.raw, self.line_prompt, truncated=gen.finished and gen.truncated)
-        return self.text()
+        return self.reader.first_answer(self.gen)
 
-    # -- later requests ---------------------------------------------------------------------------
     def text(self) -> str:
-        """The whole cleaned completion so far (whole, sound lines while still generating)."""
-        gen = self.gen
-        return finish(gen.raw, gen.prompt, truncated=not gen.finished or gen.truncated)
+        """The whole cleaned completion so far."""
+        return self.reader.text(self.gen)
 
     def typed(self, prefix: str, suffix: str) -> str | None:
         """What was typed at the anchor since (None: the document around it changed)."""
@@ -81,29 +64,8 @@ class Streak:
         return prefix[self.offset :]
 
     def next_piece(self, typed: str) -> tuple[str, bool] | None:
-        """The text to show after `typed`, and whether it is whole; None when the streak cannot
-        serve it (the user typed something else).
-
-        One line at a time: the rest of the current line, or, at a line's end (the user
-        accepted it, maybe pressed Enter), the next line."""
-        text = self.text()
-        if not text.startswith(typed):
-            return None if (self.gen.finished or not self._may_still(typed)) else ("", False)
-        rest = text[len(typed) :]
-        start = len(rest) - len(rest.lstrip("\n")) if rest.startswith("\n") else 0
-        end = rest.find("\n", start)
-        if end >= 0:
-            return rest[:end], True
-        if self.gen.finished:
-            return rest, True
-        return rest, False
-
-    def _may_still(self, typed: str) -> bool:
-        """`typed` goes beyond the whole lines so far but agrees with the raw text streaming."""
-        raw = self.gen.raw
-        heal = self.gen.prompt.heal
-        body = raw[len(heal) :] if raw.startswith(heal) else ""
-        return body.startswith(typed) or typed.startswith(body)
+        """The text to show after `typed`, and whether it is whole (see `Reader.next_piece`)."""
+        return self.reader.next_piece(self.gen, typed)
 
 
 class Streaks:

@@ -58,3 +58,19 @@ class ScriptedEngine:
 
     def stats(self) -> EngineStats:
         return EngineStats(requests=len(self.requests), running=self.running)
+
+
+def ready_session(engine: ScriptedEngine, settings: object = None, profile: str = "prefix-only"):
+    """A session whose service holds `engine`, started and ready, prompting with `profile`."""
+    from moe_lsp.inference.engine import EngineState
+    from moe_lsp.lsp.service import Service
+    from moe_lsp.lsp.session import Session
+    from moe_lsp.lsp.settings import ServerSettings
+    from moe_lsp.prompts.profiles import profile_by_name
+
+    service = Service(lambda config, model_dir: engine)  # type: ignore[arg-type,return-value]
+    engine.start()
+    service.host.engine = engine  # type: ignore[assignment]
+    service.host.state = EngineState.READY
+    service.profile = profile_by_name(profile)
+    return Session(service, settings or ServerSettings())  # type: ignore[arg-type]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lsprotocol import types as lsp
 
 from moe_lsp.lsp import documents
-from moe_lsp.lsp.server import MoeLanguageServer
+from moe_lsp.lsp.service import Service
+from moe_lsp.lsp.session import Session
 
 A, B = "file:///w/a.py", "file:///w/b.py"
 
@@ -24,13 +24,13 @@ def test_request_sees_other_documents_settled(
 ) -> None:
     clock = [50.0]
     monkeypatch.setattr(documents.time, "monotonic", lambda: clock[0])
-    server = MoeLanguageServer()
+    server = Session(Service())
     server.documents.open(A, "python", 1, "def f():\n    ")
     server.documents.open(B, "python", 1, "x = 1\n")
     if typed_in_b:
         server.documents.change(B, 2, [(((1, 0), (1, 0)), typed_in_b)])
     clock[0] += quiet_seconds
-    snap = server.snapshot(A, lsp.Position(line=1, character=4))
+    snap = server.snapshot(A, 1, 4)
     assert snap is not None
     request = server.request_for(snap)
     assert [(d.uri, d.text) for d in request.others] == [(B, b_seen)]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from moe_lsp.lsp.server import MoeLanguageServer
+from moe_lsp.lsp.service import Service
+from moe_lsp.lsp.session import Session
 
 
 async def test_claim_supersedes_and_releases() -> None:
-    server = MoeLanguageServer()
+    server = Session(Service())
     started = asyncio.Event()
 
     async def request(uri: str, hold: float) -> str:
@@ -29,7 +30,7 @@ async def test_claim_supersedes_and_releases() -> None:
 
 
 async def test_many_documents_leave_nothing_behind() -> None:
-    server = MoeLanguageServer()
+    server = Session(Service())
 
     async def request(uri: str) -> None:
         server.claim(uri)

@@ -11,6 +11,7 @@ from moe_lsp.lsp.generation import Generation
 from moe_lsp.lsp.streaks import Streak, Streaks
 from moe_lsp.prompts.postprocess import StopCheck
 from moe_lsp.prompts.prompt import Mode, Prompt
+from moe_lsp.prompts.reader import Reader, plan
 
 from ..fakes import ScriptedEngine
 
@@ -18,19 +19,29 @@ LINE = Prompt((1,), Mode.SINGLE_LINE, "", 48, "    ", False, "", "", 10)
 """A single-line prompt at the end of an indented line."""
 STREAK = replace(LINE, mode=Mode.MULTI_LINE, max_tokens=96)
 """The same prompt run as a hot streak."""
+
+
+def reader() -> Reader:
+    """The reader of LINE run as a hot streak (a fresh one per generation: it keeps state)."""
+    return Reader(plan(LINE, 96))
+
+
+def generation(engine: ScriptedEngine, timeout: float = 5) -> Generation:
+    """LINE's hot streak on `engine`, stopped by its reader's rules."""
+    return Generation(engine, STREAK, timeout=timeout, stop=reader().stop)
 PIECES = ["total", " = 0", "\n    ", "for x", " in xs:", "\n        ", "total += x", "\n    "]
 PIECES += ["return total", "\n", "\n", "def", " g():"]
 
 
 async def finished(pieces: list[str], prompt: Prompt = STREAK) -> Generation:
-    gen = Generation(ScriptedEngine(pieces), prompt, timeout=5)
+    gen = Generation(ScriptedEngine(pieces), prompt, timeout=5, stop=reader().stop)
     await gen.done()
     return gen
 
 
 async def test_generation_runs_to_its_stop_and_keeps_the_raw_text() -> None:
     engine = ScriptedEngine(PIECES)
-    gen = Generation(engine, STREAK, timeout=5)
+    gen = generation(engine)
     await gen.done()
     assert gen.finished and gen.reason == "complete"
     assert gen.raw.startswith("total = 0\n    for x in xs:")
@@ -40,7 +51,7 @@ async def test_generation_runs_to_its_stop_and_keeps_the_raw_text() -> None:
 
 async def test_cancel_aborts_the_engine_request() -> None:
     engine = ScriptedEngine(PIECES, delay=0.05)
-    gen = Generation(engine, STREAK, timeout=5)
+    gen = generation(engine)
     await asyncio.sleep(0.08)
     gen.cancel()
     await gen.done()
@@ -49,13 +60,13 @@ async def test_cancel_aborts_the_engine_request() -> None:
 
 
 async def test_timeout_keeps_the_text_so_far() -> None:
-    gen = Generation(ScriptedEngine(PIECES, delay=0.05), STREAK, timeout=0.12)
+    gen = generation(ScriptedEngine(PIECES, delay=0.05), 0.12)
     await gen.done()
     assert gen.reason == "timeout" and gen.raw and gen.truncated
 
 
 async def test_wait_returns_when_ready_or_on_timeout() -> None:
-    gen = Generation(ScriptedEngine(PIECES, delay=0.02), STREAK, timeout=5)
+    gen = generation(ScriptedEngine(PIECES, delay=0.02))
     assert await gen.wait(lambda g: "\n" in g.raw, timeout=5)
     assert not gen.finished
     assert not await gen.wait(lambda g: False, timeout=0.01)
@@ -69,15 +80,15 @@ async def test_engine_errors_are_kept_not_raised() -> None:
             raise RuntimeError("engine died")
             yield  # an async generator that fails at its first step
 
-    gen = Generation(Broken([]), STREAK, timeout=5)
+    gen = generation(Broken([]))
     await gen.done()
     assert gen.reason == "error" and isinstance(gen.error, RuntimeError)
 
 
 async def test_a_streak_answers_the_first_line_then_keeps_generating() -> None:
     engine = ScriptedEngine(PIECES, delay=0.01)
-    gen = Generation(engine, STREAK, timeout=5)
-    streak = Streak.at(gen, LINE, "def f(xs):\n    ", "\n")
+    gen = generation(engine)
+    streak = Streak.at(gen, reader(), "def f(xs):\n    ", "\n")
     assert await gen.wait(lambda _: streak.first_ready(False), timeout=5)
     assert streak.first_answer() == "total = 0"
     assert not gen.finished  # still generating the next lines
@@ -101,7 +112,7 @@ PREFIX = "def f(xs):\n    "
 )
 async def test_next_piece(typed: str, suffix: str, expected: tuple[str, bool] | None) -> None:
     gen = await finished(PIECES)
-    streak = Streak.at(gen, LINE, PREFIX, "\n")
+    streak = Streak.at(gen, reader(), PREFIX, "\n")
     assert streak.typed(PREFIX + typed, suffix) == typed
     assert streak.next_piece(typed) == expected
 
@@ -116,20 +127,20 @@ async def test_next_piece(typed: str, suffix: str, expected: tuple[str, bool] | 
 )
 async def test_a_changed_document_is_not_served(prefix: str, suffix: str) -> None:
     gen = await finished(PIECES)
-    assert Streak.at(gen, LINE, PREFIX, "\n").typed(prefix, suffix) is None
+    assert Streak.at(gen, reader(), PREFIX, "\n").typed(prefix, suffix) is None
 
 
 async def test_streaks_are_bounded_and_cancel_what_they_drop() -> None:
     streaks = Streaks(max_entries=2)
-    gens = [Generation(ScriptedEngine(PIECES, delay=0.05), STREAK, timeout=5) for _ in range(3)]
+    gens = [generation(ScriptedEngine(PIECES, delay=0.05)) for _ in range(3)]
     for i, gen in enumerate(gens):
-        streaks.put(f"file:///{i}.py", Streak.at(gen, LINE, PREFIX, "\n"))
+        streaks.put(f"file:///{i}.py", Streak.at(gen, reader(), PREFIX, "\n"))
     assert len(streaks) == 2 and streaks.get("file:///0.py") is None
     await gens[0].done()
     assert gens[0].reason == "cancelled"
     # a new streak for a document replaces (and cancels) its old one
-    newer = Generation(ScriptedEngine(PIECES, delay=0.05), STREAK, timeout=5)
-    streaks.put("file:///1.py", Streak.at(newer, LINE, PREFIX, "\n"))
+    newer = generation(ScriptedEngine(PIECES, delay=0.05))
+    streaks.put("file:///1.py", Streak.at(newer, reader(), PREFIX, "\n"))
     await gens[1].done()
     assert gens[1].reason == "cancelled" and streaks.running() == 2
     streaks.clear()

@@ -1,0 +1,192 @@
+"""One thin handler per LSP method: read the params, take a snapshot, call the session."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types as lsp
+from lsprotocol.converters import get_converter
+
+from .documents import PositionEncoding, Snapshot
+from .server import MoeLanguageServer
+from .session import word_before
+from .settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+STATS_REQUEST = "moe/stats"
+"""Client -> server: counters and the timings of the last completion."""
+ACCEPTED_COMMAND = "moe-lsp.accepted"
+"""Command attached to each ghost text; the editor runs it when the user accepts (a local count,
+and the cue to prefetch the next completion). Arguments: [uri, kind], kind 'inline' or 'list';
+a client that reports partial accepts sends [uri, 'partial']."""
+_CONVERTER = get_converter()
+
+
+def register(server: MoeLanguageServer) -> None:
+    """Register every handler on `server`."""
+    server.feature(lsp.INITIALIZE)(on_initialize)
+    server.feature(lsp.INITIALIZED)(on_initialized)
+    server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)(on_configuration)
+    server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)(on_open)
+    server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)(on_change)
+    server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)(on_close)
+    server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())(on_inline)
+    server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(resolve_provider=False))(
+        on_completion
+    )
+    server.feature(lsp.SHUTDOWN)(on_shutdown)
+    server.command(ACCEPTED_COMMAND)(on_accepted)
+    server.feature(STATS_REQUEST)(on_stats)
+
+
+def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
+    session = ls.session
+    chosen = ls.workspace.position_encoding or lsp.PositionEncodingKind.Utf16
+    session.documents.encoding = PositionEncoding(getattr(chosen, "value", chosen))
+    window = params.capabilities.window
+    ls.progress_supported = bool(window and window.work_done_progress)
+    try:
+        session.configure(params.initialization_options)
+    except SettingsError as err:
+        log.error("bad initializationOptions: %s", err)
+        ls.show(lsp.MessageType.Warning, f"{err} Using defaults for the rest.")
+    root = params.root_uri or (
+        params.workspace_folders[0].uri if params.workspace_folders else None
+    )
+    if root and root.startswith("file:"):
+        session.root_path = unquote(urlparse(root).path)
+    log.info("initialize: position encoding %s", session.documents.encoding)
+
+
+async def on_initialized(ls: MoeLanguageServer, params: lsp.InitializedParams) -> None:
+    await ls.start_engine()
+
+
+def on_configuration(ls: MoeLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+    # {"completion": {...}, "logPrompts": bool} (optionally under "moe"): applied at once.
+    # Engine settings need a restart of the server and are refused here.
+    body = params.settings
+    if isinstance(body, dict) and isinstance(body.get("moe"), dict):
+        body = body["moe"]
+    if not isinstance(body, dict) or not body:
+        return
+    try:
+        if "engine" in body:
+            raise SettingsError("Engine settings take effect when the server restarts.")
+        ls.session.configure(body)
+        log.info("settings changed: %s", ", ".join(sorted(body)))
+    except SettingsError as err:
+        ls.show(lsp.MessageType.Warning, str(err))
+
+
+def on_open(ls: MoeLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    d = params.text_document
+    ls.session.documents.open(d.uri, d.language_id, d.version, d.text)
+
+
+def on_change(ls: MoeLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    changes = []
+    for c in params.content_changes:
+        if isinstance(c, lsp.TextDocumentContentChangePartial):
+            r = c.range
+            changes.append(
+                (((r.start.line, r.start.character), (r.end.line, r.end.character)), c.text)
+            )
+        else:
+            changes.append((None, c.text))
+    ls.session.documents.change(params.text_document.uri, params.text_document.version, changes)
+
+
+def on_close(ls: MoeLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    ls.session.close_document(params.text_document.uri)
+
+
+async def on_inline(
+    ls: MoeLanguageServer, params: lsp.InlineCompletionParams
+) -> lsp.InlineCompletionList:
+    pos = params.position
+    snap = ls.session.snapshot(params.text_document.uri, pos.line, pos.character)
+    if snap is None:
+        return lsp.InlineCompletionList(items=[])
+    text = await ls.session.ghost_text(snap)
+    if not text:
+        return lsp.InlineCompletionList(items=[])
+    accepted = lsp.Command(
+        title="moe-lsp: accepted", command=ACCEPTED_COMMAND, arguments=[snap.uri, "inline"]
+    )
+    at = lsp.Range(start=pos, end=pos)
+    return lsp.InlineCompletionList(
+        items=[lsp.InlineCompletionItem(insert_text=text, range=at, command=accepted)]
+    )
+
+
+async def on_completion(ls: MoeLanguageServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+    pos = params.position
+    snap = ls.session.snapshot(params.text_document.uri, pos.line, pos.character)
+    if snap is None:
+        return lsp.CompletionList(is_incomplete=True, items=[])
+    token = params.partial_result_token
+    sent: list[str] = []
+
+    def partial(text: str) -> None:
+        # Partial results: items are appended by the client; the final answer is then empty.
+        value = [_CONVERTER.unstructure(completion_item(ls, snap, pos, text))]
+        ls.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=token, value=value))
+        sent.append(text)
+
+    text = await ls.session.list_text(snap, partial if token is not None else None)
+    if sent:
+        if text and text != sent[-1]:
+            partial(text)
+        return lsp.CompletionList(is_incomplete=True, items=[])
+    if not text:
+        return lsp.CompletionList(is_incomplete=True, items=[])
+    return lsp.CompletionList(is_incomplete=True, items=[completion_item(ls, snap, pos, text)])
+
+
+def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:
+    # Answered at once (VS Code's client waits 2 s for it, then kills the server); the
+    # engine stops in the background, and leaving the process waits for that stop.
+    log.info("shutdown: stopping the engine")
+    ls.stop()
+
+
+def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
+    flat = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
+    uri = flat[0] if flat and isinstance(flat[0], str) else None
+    kind = flat[1] if len(flat) > 1 and isinstance(flat[1], str) else "inline"
+    ls.session.accepted(uri, kind)
+
+
+def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
+    return ls.session.stats()
+
+
+def completion_item(
+    ls: MoeLanguageServer, snap: Snapshot, position: lsp.Position, text: str
+) -> lsp.CompletionItem:
+    """A completion-list item that replaces the typed word with the word plus `text`."""
+    line, character = ls.session.word_start(snap)
+    start = lsp.Position(line=line, character=character)
+    new_text = word_before(snap) + text
+    first_line = new_text.strip().splitlines()[0] if new_text.strip() else new_text
+    label = first_line if len(first_line) <= 60 else first_line[:57] + "..."
+    lines = new_text.count("\n") + 1
+    return lsp.CompletionItem(
+        label=label,
+        kind=lsp.CompletionItemKind.Snippet,
+        detail="moe-lsp AI completion" + (f" ({lines} lines)" if lines > 1 else ""),
+        documentation=lsp.MarkupContent(
+            kind=lsp.MarkupKind.Markdown, value=f"```{snap.language_id}\n{new_text}\n```"
+        ),
+        filter_text=new_text,
+        sort_text="0" if lines == 1 else "1",
+        insert_text_format=lsp.InsertTextFormat.PlainText,
+        text_edit=lsp.TextEdit(range=lsp.Range(start=start, end=position), new_text=new_text),
+        command=lsp.Command(
+            title="moe-lsp: accepted", command=ACCEPTED_COMMAND, arguments=[snap.uri, "list"]
+        ),
+    )

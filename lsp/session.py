@@ -1,0 +1,282 @@
+"""One client's session: its documents, settings, streaks, caches, requests and counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from moe_lsp.prompts.builder import Request
+from moe_lsp.prompts.crossfile import OpenDocument
+
+from .completion import Outcome, Wait, complete
+from .debounce import Debouncer
+from .documents import DocumentStore, Position, Snapshot
+from .metrics import Latencies
+from .service import COUNTERS, Service
+from .settings import ServerSettings
+from .streaks import Streak, Streaks
+from .typing_cache import TypingCache
+
+log = logging.getLogger(__name__)
+
+GHOST_TEXT_NOTIFICATION = "moe/ghostText"
+"""Server -> client (when `completion.streamGhostText` is on): the growing ghost text of the
+request in flight, {textDocument: {uri, version}, position, text, done}."""
+_WORD_BEFORE = re.compile(r"\w*$")
+
+Notify = Callable[[str, Any], None]
+"""Sends a notification (method, params) to this session's client."""
+
+
+class Session:
+    """Everything one client owns. The process-wide part (engine, profile) is the `Service`."""
+
+    def __init__(
+        self,
+        service: Service,
+        settings: ServerSettings | None = None,
+        notify: Notify | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings or ServerSettings()
+        self.documents = DocumentStore()
+        self.streaks = Streaks()
+        self.typing = TypingCache()
+        self.debouncer = self._debouncer()
+        self.inflight: dict[str, asyncio.Task[Any]] = {}
+        """The request running for each document (latest wins)."""
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.latency = Latencies()
+        self.last: dict[str, Any] | None = None
+        """Timings of the last completion answered (moe/stats)."""
+        self.root_path = ""
+        self.notify: Notify = notify or (lambda method, params: None)
+        self.closed = False
+        service.sessions += 1
+
+    # -- settings -------------------------------------------------------------------------------
+    def configure(self, options: Any) -> None:
+        """Apply a client's settings (raises SettingsError, keeping the old ones, on a bad one)."""
+        self.settings = self.settings.merged(options)
+        self.debouncer = self._debouncer()
+
+    def _debouncer(self) -> Debouncer:
+        c = self.settings.completion
+        return Debouncer(c.debounce_floor_ms, c.debounce_ceiling_ms)
+
+    # -- requests -------------------------------------------------------------------------------
+    async def ghost_text(self, snap: Snapshot) -> str:
+        """Ghost text for `snap` (the one completion path, answered early)."""
+        outcome = await complete(self, snap, Wait.FIRST)
+        text = outcome.text if outcome is not None else ""
+        self.typing.remember(snap.uri, snap.prefix, snap.suffix, text)
+        if text:
+            self.count("shown")
+        return text
+
+    async def list_text(
+        self, snap: Snapshot, on_partial: Callable[[str], None] | None = None
+    ) -> str:
+        """The text of a completion-list item for `snap` (the one path, whole answer)."""
+        outcome = await complete(self, snap, Wait.WHOLE, on_partial=on_partial)
+        return outcome.text if outcome is not None else ""
+
+    def accepted(self, uri: str | None, kind: str) -> None:
+        """The user accepted a completion ('inline', 'list' or 'partial')."""
+        if kind == "partial":
+            self.count("accepted_partially")
+            return
+        self.count("accepted")
+        if uri is not None and kind == "inline":
+            self.prefetch_after_accept(uri)
+
+    def prefetch_after_accept(self, uri: str) -> None:
+        """The user accepted ghost text: unless a streak already goes on from there, start the
+        completion at the end of the accepted text, for the request that will come."""
+        doc = self.documents.get(uri)
+        if doc is None or uri in self.inflight:
+            return  # a request for this document runs: it will serve the next place
+        streak = self.streaks.get(uri)
+        if streak is not None:
+            if not streak.gen.finished or len(streak.text()) > len(streak.shown):
+                return  # the streak serves the next line
+            offset, shown = streak.offset, streak.shown
+        else:
+            entry = self.typing.shown(uri)
+            if entry is None:
+                return
+            offset, shown = entry
+        end = offset + len(shown)
+        if not shown or doc.text[offset:end] != shown:
+            return  # not accepted as shown (or not yet applied)
+        line, character = doc.position_at(end, self.documents.encoding)
+        snap = doc.snapshot(line, character, self.documents.encoding)
+        task = asyncio.ensure_future(complete(self, snap, Wait.NONE))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def claim(self, uri: str) -> asyncio.Task[Any] | None:
+        """Latest wins: make the current request the one in flight for `uri`; an older one is
+        cancelled (answered RequestCancelled, its engine request aborted)."""
+        task = asyncio.current_task()
+        older = self.inflight.get(uri)
+        if older is not None and older is not task and not older.done():
+            older.cancel()
+            self.count("superseded")
+        if task is not None and self.inflight.get(uri) is not task:
+            self.inflight[uri] = task
+            task.add_done_callback(lambda t: self._release(uri, t))
+        return task
+
+    def _release(self, uri: str, task: asyncio.Task[Any]) -> None:
+        """A finished request leaves `inflight` (which then holds only running requests)."""
+        if self.inflight.get(uri) is task:
+            del self.inflight[uri]
+
+    # -- documents ------------------------------------------------------------------------------
+    def snapshot(self, uri: str, line: int, character: int) -> Snapshot | None:
+        """The document at a position, or None for a document the client did not open."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            return None
+        return doc.snapshot(line, character, self.documents.encoding)
+
+    def is_current(self, snap: Snapshot) -> bool:
+        """The document is still open at `snap`'s version."""
+        doc = self.documents.get(snap.uri)
+        return doc is not None and doc.version == snap.version
+
+    def close_document(self, uri: str) -> None:
+        """The client closed `uri`: forget it and everything made for it."""
+        self.documents.close(uri)
+        self.typing.forget(uri)
+        self.streaks.drop(uri)
+
+    def request_for(self, snap: Snapshot) -> Request:
+        """The context engine's view of a completion request (this session's documents only)."""
+        doc = self.documents.get(snap.uri)
+        assert doc is not None
+        limit = self.settings.completion.max_context_documents
+        others = [
+            OpenDocument(d.uri, self.display_path(d.uri), d.language_id, text, version)
+            for d in self.documents.recent(limit, exclude=snap.uri)
+            for version, text in (d.settled(),)
+        ]
+        return Request(
+            text=snap.text,
+            offset=snap.offset,
+            path=self.display_path(snap.uri),
+            language=doc.spec,
+            tree=doc.tree,
+            others=others,
+            repo_name=PurePosixPath(self.root_path).name if self.root_path else "",
+            uri=snap.uri,
+            version=snap.version,
+        )
+
+    def display_path(self, uri: str) -> str:
+        """Path of `uri` relative to the workspace root (as the model should see it)."""
+        path = unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+        if self.root_path and path.startswith(self.root_path.rstrip("/") + "/"):
+            return path[len(self.root_path.rstrip("/")) + 1 :]
+        return PurePosixPath(path).name or path
+
+    def word_start(self, snap: Snapshot) -> Position:
+        """Start of the identifier the cursor is in (where a completion-list edit begins)."""
+        start = snap.offset - len(word_before(snap))
+        doc = self.documents.get(snap.uri)
+        assert doc is not None
+        return doc.position_at(start, self.documents.encoding)
+
+    # -- answers and counters -------------------------------------------------------------------
+    def count(self, name: str) -> None:
+        """Add one to a counter of this session and to the server's total."""
+        self.counts[name] += 1
+        self.service.count(name)
+
+    def fresh(self, snap: Snapshot, outcome: Outcome) -> Outcome | None:
+        """`outcome`, recorded, if the document is still at `snap`'s version; else None: the
+        document changed while the model worked, and an old version is never answered."""
+        if not self.is_current(snap):
+            self.count("stale")
+            return None
+        self.record(outcome)
+        return outcome
+
+    def record(self, outcome: Outcome) -> None:
+        """Count an answered completion and keep its timings."""
+        self.count("answered" if outcome.text else "empty")
+        t = outcome.timings
+        for latency in (self.latency, self.service.latency):
+            latency.add("context", t.prompt_ms)
+            latency.add("first_token", t.first_token_ms)
+            latency.add("total", t.total_ms)
+            if t.first_token_ms is not None:
+                latency.add("decode", t.total_ms - t.first_token_ms)
+        self.last = {
+            "mode": str(outcome.prompt.mode) if outcome.prompt else "none",
+            "profile": outcome.prompt.profile if outcome.prompt else None,
+            "finishReason": outcome.finish_reason,
+            "at": time.time(),
+            **{camel(k): v for k, v in asdict(outcome.timings).items()},
+        }
+
+    def send_ghost_text(self, snap: Snapshot, streak: Streak, done: bool) -> None:
+        """One moe/ghostText notification with the streak's text as it stands."""
+        doc = self.documents.get(snap.uri)
+        if doc is None or doc.version != snap.version:
+            return
+        line, character = doc.position_at(snap.offset, self.documents.encoding)
+        self.notify(
+            GHOST_TEXT_NOTIFICATION,
+            {
+                "textDocument": {"uri": snap.uri, "version": snap.version},
+                "position": {"line": line, "character": character},
+                "text": streak.reader.preview(streak.gen, streak.shown),
+                "done": done,
+            },
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Body of the moe/stats response: the engine's state, this session's counters and
+        timings, and the server's totals."""
+        engine = self.service.host.engine
+        engine_stats = asdict(engine.stats()) if engine is not None else None
+        return {
+            **self.service.stats(),
+            "counts": dict(self.counts),
+            "latencyMs": self.latency.summary(),
+            "engine": {camel(k): v for k, v in engine_stats.items()} if engine_stats else None,
+            "last": self.last,
+            "server": {
+                "counts": dict(self.service.counts),
+                "latencyMs": self.service.latency.summary(),
+            },
+        }
+
+    def close(self) -> None:
+        """The session ends: its streaks and requests are cancelled (shutdown, disconnect)."""
+        self.streaks.clear()
+        for task in list(self.inflight.values()):
+            task.cancel()
+        if not self.closed:
+            self.closed = True
+            self.service.sessions -= 1
+
+
+def camel(name: str) -> str:
+    """snake_case → camelCase (the wire's spelling)."""
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def word_before(snap: Snapshot) -> str:
+    """The part of an identifier left of the cursor ('' when the cursor is not in one)."""
+    word = _WORD_BEFORE.search(snap.text, max(0, snap.offset - 256), snap.offset)
+    return word.group(0) if word else ""
