@@ -1,24 +1,84 @@
-"""Typed engine configuration, its defaults, and checks that turn bad values into one message."""
+"""Typed engine configuration (a common part, a vLLM part, an OpenAI-server part) and its checks."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import EngineConfigError
 
+BACKENDS = ("vllm", "openai")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")
 GIB = 1024**3
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """Settings of the in-process vLLM engine. camelCase on the wire, snake_case here."""
+def wire_name(name: str) -> str:
+    """The camelCase spelling of a snake_case field name, as clients send it."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
-    model: str | None = None
-    """Local model folder or hub id; None means the prepared default model."""
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` does not fit the type `hint` (None when it does)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint) or hint
+    if isinstance(value, str) and origin is not str:
+        low = value.strip().lower()
+        if origin is bool and low in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return f"must be true or false (a JSON boolean), not the string '{value}'"
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(origin)
+        return f"must be {kind or 'an object'}, not the string '{value}'"
+    if origin is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if origin is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be a whole number"
+    if origin is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else "must be a number"
+    if origin is str:
+        return None if isinstance(value, str) else "must be a string"
+    if origin is dict:
+        return None if isinstance(value, dict) else "must be an object"
+    return None
+
+
+def _check_types(obj: Any) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in ("vllm", "openai"):
+            continue
+        problem = _type_problem(value, hints[f.name])
+        if problem is not None:
+            raise EngineConfigError(f"engine.{wire_name(f.name)} {problem}.")
+
+
+def _at_least(obj: Any, name: str, low: float, unit: str = "") -> None:
+    value = getattr(obj, name)
+    if value is not None and value < low:
+        raise EngineConfigError(f"engine.{wire_name(name)} must be at least {low:g}{unit}.")
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    """Settings of the in-process vLLM engine (backend 'vllm')."""
+
     dtype: str = "bfloat16"
     """Weight and activation dtype: auto, bfloat16, float16 or float32."""
     max_model_len: int = 4096
@@ -50,23 +110,141 @@ class EngineConfig:
     extra_engine_args: dict[str, Any] = field(default_factory=dict)
     """Any other AsyncEngineArgs field, passed through unchanged."""
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.dtype not in DTYPES:
+            raise EngineConfigError(
+                f"Unknown dtype '{self.dtype}'; use one of: {', '.join(DTYPES)}."
+            )
+        _at_least(self, "max_model_len", 256, " tokens")
+        if self.kv_cache_gib <= 0:
+            raise EngineConfigError("engine.kvCacheGib must be a positive number of GiB.")
+        if self.block_size is not None and (self.block_size <= 0 or self.block_size % 16):
+            raise EngineConfigError(
+                "engine.blockSize must be a positive multiple of 16 (32 on CPU)."
+            )
+        for name in (
+            "max_num_seqs",
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "data_parallel_size",
+        ):
+            _at_least(self, name, 1)
+        backend = self.distributed_executor_backend
+        if backend is not None and backend not in EXECUTOR_BACKENDS:
+            raise EngineConfigError(
+                f"engine.distributedExecutorBackend '{backend}' is not one of: "
+                f"{', '.join(EXECUTOR_BACKENDS)}."
+            )
+        share = self.gpu_memory_utilization
+        if share is not None and not 0 < share <= 1:
+            raise EngineConfigError("engine.gpuMemoryUtilization must be above 0 and at most 1.")
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """Settings of a remote OpenAI-compatible server (backend 'openai': `vllm serve`, llama.cpp)."""
+
+    url: str | None = None
+    """Base URL of the server, e.g. http://gpu-box:8000 (a trailing /v1 is accepted)."""
+    api_key_file: str | None = None
+    """File holding the server's API key (else $MOE_LSP_ENGINE_API_KEY; never logged)."""
+    tokenizer: str | None = None
+    """Local folder with the served model's tokenizer.json; None: the server's /tokenize."""
+    connect_timeout: float = 5.0
+    """Seconds to wait for a connection to the server."""
+    read_timeout: float = 30.0
+    """Longest wait, in seconds, for the next piece of a response."""
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise EngineConfigError(
+                    f"engine.url '{self.url}' is not an http:// or https:// URL with a host."
+                )
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise EngineConfigError(
+                    f"engine.{wire_name(name)} must be a positive number of seconds."
+                )
+
+
+_PARTS = {"vllm": VllmConfig, "openai": OpenAIConfig}
+_OWNER = {f.name: part for part, cls in _PARTS.items() for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings: what every backend reads, and one part per backend. camelCase on the
+    wire and flat there (`engine.kvCacheGib`, `engine.url`); each key goes to its part."""
+
+    backend: str = "vllm"
+    """'vllm' (in this process) or 'openai' (a remote OpenAI-compatible server)."""
+    model: str | None = None
+    """vllm: local model folder or hub id, None for the prepared default model. openai: the
+    served model's name, None for the first one the server lists."""
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+    """Settings only the in-process vLLM engine reads."""
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    """Settings only the remote-server engine reads."""
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.backend not in BACKENDS:
+            raise EngineConfigError(
+                f"engine.backend '{self.backend}' is not one of: {', '.join(BACKENDS)}."
+            )
+        if self.backend == "openai" and not self.openai.url:
+            raise EngineConfigError("engine.backend 'openai' needs engine.url (the server's URL).")
+        if self.backend == "vllm" and self.openai.url:
+            raise EngineConfigError(
+                "engine.url is set but engine.backend is 'vllm'; set engine.backend to 'openai'."
+            )
+
+    @property
+    def remote(self) -> bool:
+        """True when the engine runs elsewhere and is reached over HTTP."""
+        return self.backend != "vllm"
+
+    def merged(self, data: dict[str, Any] | None) -> EngineConfig:
+        """This config with camelCase (or snake_case) keys of `data` applied; a key may also sit
+        under `vllm` or `openai`. A `url` without a `backend` selects 'openai'."""
+        if not data:
+            return self
+        if not isinstance(data, dict):
+            raise EngineConfigError("engine settings must be an object.")
+        common: dict[str, Any] = {}
+        parts: dict[str, dict[str, Any]] = {"vllm": {}, "openai": {}}
+        for key, value in data.items():
+            name = _snake(key)
+            if name in _PARTS:
+                if not isinstance(value, dict):
+                    raise EngineConfigError(f"engine.{key} must be an object.")
+                for sub, sub_value in value.items():
+                    if _OWNER.get(_snake(sub)) != name:
+                        raise EngineConfigError(f"Unknown engine setting '{key}.{sub}'.")
+                    parts[name][_snake(sub)] = sub_value
+            elif name in ("backend", "model"):
+                common[name] = value
+            elif name in _OWNER:
+                parts[_OWNER[name]][name] = value
+            else:
+                raise EngineConfigError(f"Unknown engine setting '{key}'.")
+        if parts["openai"].get("url") and "backend" not in common:
+            common["backend"] = "openai"
+        try:
+            vllm = replace(self.vllm, **parts["vllm"])
+            openai = replace(self.openai, **parts["openai"])
+        except TypeError as err:  # a key valid for the other part only cannot reach here
+            raise EngineConfigError(str(err)) from err
+        return replace(self, vllm=vllm, openai=openai, **common)
+
     @classmethod
     def from_wire(cls, data: dict[str, Any] | None) -> EngineConfig:
         """Build from camelCase (or snake_case) keys; unknown keys raise EngineConfigError."""
-        if not data:
-            return cls()
-        names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            name = _snake(key)
-            if name not in names:
-                raise EngineConfigError(f"Unknown engine setting '{key}'.")
-            values[name] = value
-        return cls(**values)
-
-
-def _snake(key: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+        return cls().merged(data)
 
 
 def _mem_available_bytes() -> int | None:
@@ -87,18 +265,9 @@ def _weights_bytes(folder: Path) -> int:
 
 
 def validate(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> None:
-    """Raise EngineConfigError with one sentence if `config` cannot work on this machine."""
-    if config.dtype not in DTYPES:
-        raise EngineConfigError(f"Unknown dtype '{config.dtype}'; use one of: {', '.join(DTYPES)}.")
-    if config.max_model_len < 256:
-        raise EngineConfigError("maxModelLen must be at least 256 tokens.")
-    if config.kv_cache_gib <= 0:
-        raise EngineConfigError("kvCacheGib must be a positive number of GiB.")
-    if config.block_size is not None and (config.block_size <= 0 or config.block_size % 16):
-        raise EngineConfigError("blockSize must be a positive multiple of 16 (32 on CPU).")
-    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
-        if getattr(config, name) < 1:
-            raise EngineConfigError(f"{name} must be at least 1.")
+    """Raise EngineConfigError with one sentence if the vLLM engine cannot load `model_dir`
+    on this machine (the values themselves were checked when the config was built)."""
+    vllm = config.vllm
     local = Path(model_dir).expanduser()
     looks_local = model_dir.startswith(("/", ".", "~")) or local.exists()
     if looks_local:
@@ -117,7 +286,7 @@ def validate(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> None:
             "(HF_HUB_OFFLINE=1); point engine.model at a downloaded folder."
         )
     if on_cpu and looks_local:
-        need = _weights_bytes(local) + int(config.kv_cache_gib * GIB)
+        need = _weights_bytes(local) + int(vllm.kv_cache_gib * GIB)
         avail = _mem_available_bytes()
         if avail is not None and need > avail:
             raise EngineConfigError(

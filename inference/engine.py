@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -81,9 +81,50 @@ class EngineStats:
     extra: dict[str, float | int | str] = field(default_factory=dict)
 
 
+ChatTemplate = Callable[[list[dict[str, str]]], str]
+"""Renders chat messages with the model's template, the generation prompt added."""
+
+
+class EngineTokenizer(Protocol):
+    """The model's tokenizer as an engine offers it: encode/decode without adding special
+    tokens, and the facts the prompt profiles read. Tokenizers that can list their vocabulary
+    also have `vocabulary()` (see `VocabularyTokenizer`); constrained healing needs it."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without special tokens."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of `ids`, special tokens included verbatim."""
+        ...
+
+    def token_id(self, token: str) -> int | None:
+        """Id of a single special or regular token, or None."""
+        ...
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """Contents of the added tokens (FIM markers and the like: they pick a prompt profile)."""
+        ...
+
+
+class VocabularyTokenizer(EngineTokenizer, Protocol):
+    """A tokenizer that can list every token (for constrained token healing)."""
+
+    def vocabulary(self) -> list[tuple[int, str]]:
+        """(id, text) of every token, each decoded on its own."""
+        ...
+
+
 @runtime_checkable
 class Engine(Protocol):
-    """What the language server needs from an inference engine."""
+    """What the language server needs from an inference engine. `tokenizer` and
+    `chat_template` are set once `start()` has returned."""
+
+    tokenizer: EngineTokenizer | None
+    """The served model's tokenizer (None before the engine has started)."""
+    chat_template: ChatTemplate | None
+    """The model's chat template, or None when it has none (or it is unknown)."""
 
     def stream(
         self, request_id: str, prompt_ids: Sequence[int], sampling: Sampling
@@ -101,4 +142,16 @@ class Engine(Protocol):
 
     def stats(self) -> EngineStats:
         """Counters, including requests still running in the engine."""
+        ...
+
+
+class StartableEngine(Engine, Protocol):
+    """An engine the server can start and stop (both blocking: call them from a thread)."""
+
+    def start(self) -> None:
+        """Load the model or connect to the server; raises InferenceError with a user message."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop and free the engine."""
         ...

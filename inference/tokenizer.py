@@ -1,9 +1,10 @@
-"""Loads the model's own tokenizer for prompt building (encode/decode without special tokens)."""
+"""The model's tokenizer behind encode/decode: a folder's tokenizer.json, or a transformers one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer as _HfTokenizer
 
@@ -44,3 +45,39 @@ class FolderTokenizer:
         size = self._tok.get_vocab_size(with_added_tokens=True)
         texts = self._tok.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
         return list(enumerate(texts))
+
+
+class HfTokenizerAdapter:
+    """A transformers tokenizer behind the same encode/decode surface as FolderTokenizer."""
+
+    def __init__(self, tok: Any) -> None:
+        self._tok = tok
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(ids)))
+
+    def token_id(self, token: str) -> int | None:
+        tid = self._tok.convert_tokens_to_ids(token)
+        return None if tid is None or tid == self._tok.unk_token_id else int(tid)
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return list(getattr(self._tok, "all_special_tokens", []))
+
+    def vocabulary(self) -> list[tuple[int, str]]:
+        """(id, text) of every token."""
+        return [(i, self.decode([i])) for i in range(len(self._tok))]
+
+
+def chat_template_of(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:
+    """The tokenizer's chat template as a function of messages, or None if it has none."""
+    if not getattr(hf_tok, "chat_template", None):
+        return None
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+
+    return render

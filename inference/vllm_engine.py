@@ -7,14 +7,22 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import EngineConfig, validate
-from .engine import Delta, EngineHealth, EngineState, EngineStats, Sampling
+from .engine import (
+    ChatTemplate,
+    Delta,
+    EngineHealth,
+    EngineState,
+    EngineStats,
+    EngineTokenizer,
+    Sampling,
+)
 from .errors import EngineConfigError, EngineNotReady, EngineStartError
-from .tokenizer import FolderTokenizer
+from .tokenizer import FolderTokenizer, HfTokenizerAdapter, chat_template_of
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,7 @@ def _on_cpu() -> bool:
 
 def _quiet_env(config: EngineConfig, model_dir: str, on_cpu: bool) -> None:
     """Environment vLLM reads at start: privacy, offline local folders, CPU KV cache size."""
+    vc = config.vllm
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -34,38 +43,39 @@ def _quiet_env(config: EngineConfig, model_dir: str, on_cpu: bool) -> None:
     if Path(model_dir).is_dir():
         os.environ["HF_HUB_OFFLINE"] = "1"
     if on_cpu:
-        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(config.kv_cache_gib)))
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(vc.kv_cache_gib)))
 
 
 def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> dict[str, Any]:
     """AsyncEngineArgs keyword arguments for `config` (pure, so it is testable)."""
+    vc = config.vllm
     args: dict[str, Any] = {
         "model": model_dir,
-        "dtype": config.dtype,
-        "max_model_len": config.max_model_len,
-        "max_num_seqs": config.max_num_seqs,
+        "dtype": vc.dtype,
+        "max_model_len": vc.max_model_len,
+        "max_num_seqs": vc.max_num_seqs,
         "enable_prefix_caching": True,
-        "enforce_eager": on_cpu if config.enforce_eager is None else config.enforce_eager,
-        "tensor_parallel_size": config.tensor_parallel_size,
-        "pipeline_parallel_size": config.pipeline_parallel_size,
-        "data_parallel_size": config.data_parallel_size,
-        "enable_expert_parallel": config.enable_expert_parallel,
-        "trust_remote_code": config.trust_remote_code,
+        "enforce_eager": on_cpu if vc.enforce_eager is None else vc.enforce_eager,
+        "tensor_parallel_size": vc.tensor_parallel_size,
+        "pipeline_parallel_size": vc.pipeline_parallel_size,
+        "data_parallel_size": vc.data_parallel_size,
+        "enable_expert_parallel": vc.enable_expert_parallel,
+        "trust_remote_code": vc.trust_remote_code,
         "disable_log_stats": True,
     }
-    block = config.block_size if config.block_size is not None else (32 if on_cpu else None)
+    block = vc.block_size if vc.block_size is not None else (32 if on_cpu else None)
     if block is not None:
         args["block_size"] = block
-    if config.distributed_executor_backend:
-        args["distributed_executor_backend"] = config.distributed_executor_backend
-    if config.speculative_config:
-        args["speculative_config"] = dict(config.speculative_config)
+    if vc.distributed_executor_backend:
+        args["distributed_executor_backend"] = vc.distributed_executor_backend
+    if vc.speculative_config:
+        args["speculative_config"] = dict(vc.speculative_config)
     if not on_cpu:
-        if config.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = config.gpu_memory_utilization
+        if vc.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = vc.gpu_memory_utilization
         else:
-            args["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 1024**3)
-    args.update(config.extra_engine_args)
+            args["kv_cache_memory_bytes"] = int(vc.kv_cache_gib * 1024**3)
+    args.update(vc.extra_engine_args)
     return args
 
 
@@ -80,8 +90,9 @@ class VllmEngine:
         self._message = ""
         self._stats = EngineStats()
         self._live: set[str] = set()
-        self.tokenizer: Any = None
-        self.chat_template: Callable[[list[dict[str, str]]], str] | None = None
+        self.tokenizer: EngineTokenizer | None = None
+        """The model's tokenizer (set by `start`)."""
+        self.chat_template: ChatTemplate | None = None
         """Renders chat messages with the model's template (None when the model has none)."""
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -103,8 +114,8 @@ class VllmEngine:
             if (Path(self.model_dir) / "tokenizer.json").is_file():
                 self.tokenizer = FolderTokenizer.from_folder(self.model_dir)
             else:
-                self.tokenizer = _HfTokenizerAdapter(hf_tok)
-            self.chat_template = _chat_template(hf_tok)
+                self.tokenizer = HfTokenizerAdapter(hf_tok)
+            self.chat_template = chat_template_of(hf_tok)
         except EngineConfigError as err:
             self._fail(str(err))
             raise
@@ -223,42 +234,6 @@ class VllmEngine:
             load_seconds=s.load_seconds,
             extra={"streams_open": len(self._live)},
         )
-
-
-class _HfTokenizerAdapter:
-    """A transformers tokenizer behind the same encode/decode surface as FolderTokenizer."""
-
-    def __init__(self, tok: Any) -> None:
-        self._tok = tok
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, add_special_tokens=False))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self._tok.decode(list(ids)))
-
-    def token_id(self, token: str) -> int | None:
-        tid = self._tok.convert_tokens_to_ids(token)
-        return None if tid is None or tid == self._tok.unk_token_id else int(tid)
-
-    @property
-    def special_tokens(self) -> list[str]:
-        return list(getattr(self._tok, "all_special_tokens", []))
-
-    def vocabulary(self) -> list[tuple[int, str]]:
-        """(id, text) of every token."""
-        return [(i, self.decode([i])) for i in range(len(self._tok))]
-
-
-def _chat_template(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:
-    """The tokenizer's chat template as a function of messages, or None if it has none."""
-    if not getattr(hf_tok, "chat_template", None):
-        return None
-
-    def render(messages: list[dict[str, str]]) -> str:
-        return str(hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
-
-    return render
 
 
 def _short_start_error(err: BaseException) -> str:

@@ -18,6 +18,16 @@ if is_spawned_child():
     exit_with_parent()
 
 
+ENGINE_URL_ENV = "MOE_LSP_ENGINE_URL"
+ENGINE_TOKENIZER_ENV = "MOE_LSP_ENGINE_TOKENIZER"
+REMOTE_FLAGS = {
+    "engine_url": "url",
+    "engine_tokenizer": "tokenizer",
+    "engine_api_key_file": "api_key_file",
+}
+"""Command-line flags of the remote engine and the engine settings they set."""
+
+
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", help="model folder or hub id (default: the prepared default model)")
@@ -29,6 +39,26 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pipeline-parallel-size", type=int)
     g.add_argument("--data-parallel-size", type=int)
     g.add_argument("--enable-expert-parallel", action="store_true", default=None)
+    r = p.add_argument_group("remote engine (an OpenAI-compatible server such as `vllm serve`)")
+    r.add_argument(
+        "--engine-url",
+        default=os.environ.get(ENGINE_URL_ENV) or None,
+        metavar="URL",
+        help="use the server at URL instead of an in-process engine (backend 'openai'; "
+        f"default: ${ENGINE_URL_ENV} if set)",
+    )
+    r.add_argument(
+        "--engine-tokenizer",
+        default=os.environ.get(ENGINE_TOKENIZER_ENV) or None,
+        metavar="DIR",
+        help="local folder with the served model's tokenizer.json (default: the server's "
+        f"/tokenize; ${ENGINE_TOKENIZER_ENV} if set)",
+    )
+    r.add_argument(
+        "--engine-api-key-file",
+        metavar="FILE",
+        help="file holding the server's API key (default: $MOE_LSP_ENGINE_API_KEY)",
+    )
 
 
 def _settings_from(args: argparse.Namespace) -> ServerSettings:
@@ -47,6 +77,9 @@ def _settings_from(args: argparse.Namespace) -> ServerSettings:
         )
         if (v := getattr(args, k, None)) is not None
     }
+    engine.update(
+        {key: v for flag, key in REMOTE_FLAGS.items() if (v := getattr(args, flag, None))}
+    )
     settings = ServerSettings()
     if engine:
         settings = settings.merged({"engine": engine})
@@ -126,6 +159,20 @@ def cmd_complete(args: argparse.Namespace) -> int:
     """Start the server as a subprocess, ask for a completion like an editor, print it."""
     from .demo import run_demo
 
+    # The demo starts `moe-lsp serve`, which reads these as its --engine-url/--engine-tokenizer
+    # defaults; the API key file travels as the key's own variable.
+    for flag, env in (("engine_url", ENGINE_URL_ENV), ("engine_tokenizer", ENGINE_TOKENIZER_ENV)):
+        if value := getattr(args, flag, None):
+            os.environ[env] = value
+    if path := getattr(args, "engine_api_key_file", None):
+        from moe_lsp.inference.errors import EngineConfigError
+        from moe_lsp.inference.openai_engine import API_KEY_ENV, read_api_key
+
+        try:
+            os.environ[API_KEY_ENV] = read_api_key(path) or ""
+        except EngineConfigError as err:
+            print(f"moe-lsp: {err}", file=sys.stderr)
+            return 2
     return run_demo(args)
 
 

@@ -7,11 +7,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from moe_lsp.inference.config import EngineConfig
-from moe_lsp.inference.engine import Engine, EngineState
+from moe_lsp.inference.engine import EngineState, StartableEngine
 from moe_lsp.inference.errors import InferenceError
+from moe_lsp.inference.factory import create_engine
+from moe_lsp.inference.openai_wire import display_url
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +31,22 @@ StatusCallback = Callable[[EngineState, str], None]
 """Called with (state, human message) on every change of the engine's state."""
 
 
-class StartableEngine(Engine, Protocol):
-    """An engine the host can start and stop, with the model's tokenizer."""
-
-    tokenizer: Any
-
-    def start(self) -> None:
-        """Load the model (blocking)."""
-        ...
-
-    def shutdown(self) -> None:
-        """Stop and free the engine (blocking)."""
-        ...
-
+__all__ = ["EngineFactory", "EngineHost", "StartableEngine", "default_factory", "resolve_model"]
 
 EngineFactory = Callable[[EngineConfig, str], StartableEngine]
 
 
 def default_factory(config: EngineConfig, model_dir: str) -> StartableEngine:
-    """The in-process vLLM engine."""
-    from moe_lsp.inference.vllm_engine import VllmEngine
-
-    return VllmEngine(config, model_dir)
+    """The engine `config.backend` names (in-process vLLM by default)."""
+    return create_engine(config, model_dir)
 
 
 def resolve_model(config: EngineConfig, on_status: StatusCallback) -> str:
-    """The model folder or hub id to load; prepares the default model on first use (blocking)."""
-    if config.model:
-        return config.model
+    """The model folder or hub id to load; prepares the default model on first use (blocking).
+    A remote backend gets the configured model name ('' to use the server's), never a
+    prepared folder: its tokenizer is engine.tokenizer or the server's own."""
+    if config.model or config.remote:
+        return config.model or ""
     from moe_lsp.inference.model_store import default_model_dir, is_prepared, prepare_default_model
 
     target = default_model_dir()
@@ -151,7 +140,9 @@ class EngineHost:
         self._set(EngineState.LOADING, "Loading model")
         try:
             model = await asyncio.to_thread(resolve_model, config, self._set)
-            self._set(EngineState.LOADING, f"Starting the engine for {_short(model)}")
+            target = _short(model) if model else "the server's model"
+            where = f" at {display_url(config.openai.url or '')}" if config.remote else ""
+            self._set(EngineState.LOADING, f"Starting the engine for {target}{where}")
             engine = self._factory(config, model)
             self.engine = engine
             await asyncio.to_thread(engine.start)

@@ -60,7 +60,8 @@ class ServerSettings:
     """Everything the server reads from its command line and initializationOptions."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
-    """Model and vLLM engine settings."""
+    """Engine settings: the backend ('vllm' in this process, or 'openai': a remote server at
+    `engine.url`), the model, and each backend's own knobs (flat on the wire)."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     """Prompt and generation bounds."""
     log_prompts: bool = False
@@ -78,12 +79,8 @@ class ServerSettings:
                 if not isinstance(value, dict):
                     raise SettingsError("initializationOptions.engine must be an object.")
                 try:
-                    base = {f.name: getattr(result.engine, f.name) for f in fields(EngineConfig)}
-                    patch = EngineConfig.from_wire(value)
-                    given = {_snake(k) for k in value}
-                    base.update({k: getattr(patch, k) for k in given})
-                    result = replace(result, engine=EngineConfig(**base))
-                except (EngineConfigError, TypeError) as err:
+                    result = replace(result, engine=result.engine.merged(value))
+                except EngineConfigError as err:
                     raise SettingsError(str(err)) from err
             elif key == "completion":
                 if not isinstance(value, dict):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moe_lsp.inference.config import EngineConfig, validate
+from moe_lsp.inference.config import EngineConfig, VllmConfig, validate
 from moe_lsp.inference.errors import EngineConfigError
 from moe_lsp.inference.vllm_engine import build_engine_args
 from moe_lsp.lsp.settings import ServerSettings, SettingsError
@@ -16,11 +16,30 @@ from moe_lsp.lsp.settings import ServerSettings, SettingsError
     ("options", "check"),
     [
         (None, lambda s: s == ServerSettings()),
-        ({"engine": {"kvCacheGib": 2}}, lambda s: s.engine.kv_cache_gib == 2),
-        ({"engine": {"maxModelLen": 2048}}, lambda s: s.engine.max_model_len == 2048),
+        ({"engine": {"kvCacheGib": 2}}, lambda s: s.engine.vllm.kv_cache_gib == 2),
+        ({"engine": {"maxModelLen": 2048}}, lambda s: s.engine.vllm.max_model_len == 2048),
         (
             {"engine": {"tensorParallelSize": 2, "enableExpertParallel": True}},
-            lambda s: s.engine.tensor_parallel_size == 2 and s.engine.enable_expert_parallel,
+            lambda s: (
+                s.engine.vllm.tensor_parallel_size == 2 and s.engine.vllm.enable_expert_parallel
+            ),
+        ),
+        ({"engine": {"vllm": {"blockSize": 64}}}, lambda s: s.engine.vllm.block_size == 64),
+        (
+            {"engine": {"url": "http://gpu:8000"}},
+            lambda s: s.engine.backend == "openai" and s.engine.openai.url == "http://gpu:8000",
+        ),
+        (
+            {"engine": {"backend": "openai", "url": "https://h/v1", "tokenizer": "/t"}},
+            lambda s: s.engine.remote and s.engine.openai.tokenizer == "/t",
+        ),
+        (
+            {"engine": {"url": "http://h:1", "apiKeyFile": "/k", "model": "qwen"}},
+            lambda s: (s.engine.openai.api_key_file, s.engine.model) == ("/k", "qwen"),
+        ),
+        (
+            {"engine": {"openai": {"readTimeout": 5}, "url": "http://h"}},
+            lambda s: s.engine.openai.read_timeout == 5,
         ),
         ({"completion": {"promptBudget": 512}}, lambda s: s.completion.prompt_budget == 512),
         ({"logPrompts": True}, lambda s: s.log_prompts),
@@ -33,13 +52,24 @@ def test_merged(options, check) -> None:
 def test_merge_keeps_earlier_engine_values() -> None:
     s = ServerSettings().merged({"engine": {"model": "/m", "dtype": "float32"}})
     s = s.merged({"engine": {"kvCacheGib": 3}})
-    assert (s.engine.model, s.engine.dtype, s.engine.kv_cache_gib) == ("/m", "float32", 3)
+    assert (s.engine.model, s.engine.vllm.dtype, s.engine.vllm.kv_cache_gib) == ("/m", "float32", 3)
+
+
+def test_merge_keeps_the_url_when_a_client_tunes_the_remote_engine() -> None:
+    s = ServerSettings().merged({"engine": {"url": "http://gpu:8000"}})
+    s = s.merged({"engine": {"tokenizer": "/tok", "readTimeout": 60}})
+    assert (s.engine.backend, s.engine.openai.url) == ("openai", "http://gpu:8000")
+    assert (s.engine.openai.tokenizer, s.engine.openai.read_timeout) == ("/tok", 60)
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"engine": {"kvCache": 1}}, "Unknown engine setting 'kvCache'"),
+        ({"engine": {"vllm": {"url": "http://h"}}}, r"Unknown engine setting 'vllm\.url'"),
+        ({"engine": {"kvCacheGib": "2"}}, "kvCacheGib must be a number, not the string '2'"),
+        ({"engine": {"backend": "openai"}}, "needs engine.url"),
+        ({"engine": {"url": "http://h", "backend": "vllm"}}, "set engine.backend to 'openai'"),
         ({"engine": 3}, "engine must be an object"),
         ({"completion": {"budget": 1}}, "Unknown completion setting 'budget'"),
         ({"colour": "blue"}, "Unknown setting 'colour'"),
@@ -51,6 +81,11 @@ def test_merged_errors(options, message) -> None:
         ServerSettings().merged(options)
 
 
+def vllm(**knobs: object) -> EngineConfig:
+    """An EngineConfig with these vLLM knobs."""
+    return EngineConfig(vllm=VllmConfig(**knobs))
+
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     (tmp_path / "config.json").write_text("{}")
@@ -60,12 +95,7 @@ def model_dir(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (EngineConfig(dtype="int3"), "Unknown dtype 'int3'"),
-        (EngineConfig(max_model_len=10), "at least 256"),
-        (EngineConfig(kv_cache_gib=0), "positive"),
-        (EngineConfig(block_size=33), "multiple of 16"),
-        (EngineConfig(tensor_parallel_size=0), "at least 1"),
-        (EngineConfig(kv_cache_gib=100_000), "Not enough memory"),
+        (EngineConfig(vllm=VllmConfig(kv_cache_gib=100_000)), "Not enough memory"),
     ],
 )
 def test_validate_errors(model_dir: Path, config: EngineConfig, message: str) -> None:
@@ -96,23 +126,23 @@ def test_validate_ok(model_dir: Path) -> None:
             {"block_size": 32, "enforce_eager": True, "enable_prefix_caching": True},
         ),
         (EngineConfig(), False, {"enforce_eager": False, "kv_cache_memory_bytes": 1024**3}),
-        (EngineConfig(gpu_memory_utilization=0.8), False, {"gpu_memory_utilization": 0.8}),
+        (vllm(gpu_memory_utilization=0.8), False, {"gpu_memory_utilization": 0.8}),
         (
-            EngineConfig(tensor_parallel_size=4, enable_expert_parallel=True),
+            vllm(tensor_parallel_size=4, enable_expert_parallel=True),
             False,
             {"tensor_parallel_size": 4, "enable_expert_parallel": True},
         ),
         (
-            EngineConfig(distributed_executor_backend="ray", pipeline_parallel_size=2),
+            vllm(distributed_executor_backend="ray", pipeline_parallel_size=2),
             False,
             {"distributed_executor_backend": "ray", "pipeline_parallel_size": 2},
         ),
         (
-            EngineConfig(speculative_config={"method": "ngram", "num_speculative_tokens": 4}),
+            vllm(speculative_config={"method": "ngram", "num_speculative_tokens": 4}),
             False,
             {"speculative_config": {"method": "ngram", "num_speculative_tokens": 4}},
         ),
-        (EngineConfig(block_size=64), True, {"block_size": 64}),
+        (vllm(block_size=64), True, {"block_size": 64}),
     ],
 )
 def test_build_engine_args(config: EngineConfig, on_cpu: bool, expected: dict) -> None:
@@ -121,7 +151,7 @@ def test_build_engine_args(config: EngineConfig, on_cpu: bool, expected: dict) -
     for key, value in expected.items():
         assert args[key] == value
     if not on_cpu:
-        assert "block_size" not in args or config.block_size
+        assert "block_size" not in args or config.vllm.block_size
 
 
 @pytest.mark.parametrize(
