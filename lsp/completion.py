@@ -158,6 +158,7 @@ class Session(Protocol):
     debouncer: Debouncer
     inflight: dict[str, asyncio.Task[Any]]
     latency: Latencies
+    max_inflight: int
 
     def count(self, name: str) -> None: ...
     def request_for(self, snap: Snapshot) -> Request: ...
@@ -195,6 +196,9 @@ async def complete(
         if rest is not None:
             session.count("from_cache")
             return _served(rest, None, "typing")
+        if len(session.inflight) >= session.max_inflight and snap.uri not in session.inflight:
+            session.count("throttled")  # one session cannot take the engine from the others
+            return None
         session.claim(snap.uri)
         if wait is Wait.FIRST:
             delay = session.debouncer.delay(snap.uri)

@@ -48,8 +48,20 @@ def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
     session.documents.encoding = PositionEncoding(getattr(chosen, "value", chosen))
     window = params.capabilities.window
     ls.progress_supported = bool(window and window.work_done_progress)
+    session.user = getattr(ls.protocol, "user", None) or local_user()
+    options = params.initialization_options
+    if ls.shared and isinstance(options, dict) and "engine" in options:
+        # A shared server's engine is the server's: a client never chooses the model or how
+        # it is loaded (a model folder with remote code would run in the server).
+        options = {k: v for k, v in options.items() if k != "engine"}
+        log.warning("a client sent engine settings to the shared server; ignored")
+        ls.show(
+            lsp.MessageType.Warning,
+            "Engine settings belong to the shared server (its command line or config file); "
+            "yours were ignored. Completion settings apply to your session.",
+        )
     try:
-        session.configure(params.initialization_options)
+        session.configure(options)
     except SettingsError as err:
         log.error("bad initializationOptions: %s", err)
         ls.show(lsp.MessageType.Warning, f"{err} Using defaults for the rest.")
@@ -163,6 +175,16 @@ def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
 
 def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
     return ls.session.stats()
+
+
+def local_user() -> str:
+    """The name of the user this process runs as."""
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "local"
 
 
 def completion_item(

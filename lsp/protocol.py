@@ -111,12 +111,28 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _token_ok(data: dict[str, Any], required: str) -> bool:
-    """True if an initialize message carries the shared token (constant-time compare)."""
+Authenticator = Callable[[str | None], str | None]
+"""The token a client sent (None: none) -> the user it belongs to, or None to refuse."""
+MAX_REFUSALS_BEFORE_LOGIN = 3
+"""Messages refused before a connection authenticated; one more closes it."""
+
+
+def given_token(data: dict[str, Any]) -> str | None:
+    """The token an initialize message carries as initializationOptions.token."""
     params = data.get("params")
     options = params.get("initializationOptions") if isinstance(params, dict) else None
     given = options.get("token") if isinstance(options, dict) else None
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), required.encode())
+    return given if isinstance(given, str) else None
+
+
+def single_token(required: str) -> Authenticator:
+    """An authenticator for one shared token (constant-time compare); its user is 'default'."""
+
+    def check(given: str | None) -> str | None:
+        ok = given is not None and hmac.compare_digest(given.encode(), required.encode())
+        return "default" if ok else None
+
+    return check
 
 
 class MoeProtocol(LanguageServerProtocol):
@@ -127,23 +143,60 @@ class MoeProtocol(LanguageServerProtocol):
     through `client_safe`.
     """
 
+    # Class-level defaults: pygls reads every attribute (properties included) while the base
+    # class is still being set up, before __init__ below has run.
+    _initialized = False
+    authenticate: Authenticator | None = None
+    user: str | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._initialize_id: MsgId | None = None
         self._initialized = False
         self._initialized_notified = False
         self._shutdown_requested = False
-        self.required_token: str | None = None
-        """When set (loopback TCP with a shared token), `initialize` must carry it as
-        initializationOptions.token; until then every request is refused."""
+        self.authenticate: Authenticator | None = None
+        """When set (TCP), `initialize` must carry a token it accepts as
+        initializationOptions.token; until then nothing else is processed, `exit` included."""
+        self.user: str | None = None
+        """Who authenticated (the token's user name; never the token)."""
+        self.close_connection: Callable[[], None] | None = None
+        """Set by a shared server's connection: called to drop a connection that sends input
+        that is not LSP, or too many messages before it authenticated."""
+        self._refusals = 0
+
+    @property
+    def required_token(self) -> str | None:
+        """Compatibility: never readable (the token is not kept in a readable form)."""
+        return None
+
+    @required_token.setter
+    def required_token(self, token: str | None) -> None:
+        self.authenticate = single_token(token) if token else None
+
+    @property
+    def has_initialized(self) -> bool:
+        """`initialize` was answered successfully."""
+        return self._initialized
+
+    @property
+    def logged_in(self) -> bool:
+        """The connection may send more than `initialize` (no token needed, or a good one)."""
+        return self.authenticate is None or self.user is not None
 
     # -- entry points -------------------------------------------------------------------------
     def handle_body(self, body: bytes) -> None:
         """Check one message body and dispatch it; refusals are answered or logged, never raised."""
         try:
-            message = self._admit(decode_json(body))
+            data = decode_json(body)
+            message = self._admit(data) if self.logged_in else self._login(data)
         except Refused as refusal:
             self._refuse(refusal)
+            if self.close_connection is not None and not self._initialized:
+                self._refusals += 1
+                if self._refusals > MAX_REFUSALS_BEFORE_LOGIN:
+                    log.warning("closing a connection: too many messages refused before login")
+                    self.close_connection()
             return
         if message is None:
             return
@@ -154,7 +207,13 @@ class MoeProtocol(LanguageServerProtocol):
             log.error("failed to handle %s (%s)", what, type(err).__name__, exc_info=True)
 
     def handle_frame_error(self, reason: str) -> None:
-        """Bytes that were not a well-framed message: one parse error, id null."""
+        """Bytes that were not a well-framed message: one parse error, id null. On a shared
+        server's connection that has not initialized, it is not an LSP client (a browser's HTTP
+        request, a port scan): the connection is closed at once."""
+        if self.close_connection is not None and not self._initialized:
+            log.warning("closing a connection that does not speak LSP (%s)", reason)
+            self.close_connection()
+            return
         self._refuse(Refused(PARSE_ERROR, f"Parse error: {reason}"))
 
     # -- the one place refusals become responses ------------------------------------------------
@@ -216,6 +275,21 @@ class MoeProtocol(LanguageServerProtocol):
         super()._send_handler_result(future, msg_id=msg_id)
 
     # -- the gate -----------------------------------------------------------------------------
+    def _login(self, data: Any) -> Any | None:
+        """Before authentication only `initialize` with a token the server accepts is taken."""
+        assert self.authenticate is not None
+        msg_id = data.get("id") if isinstance(data, dict) else None
+        reply_to = msg_id if readable_id(msg_id) else None
+        if not isinstance(data, dict) or data.get("method") != INITIALIZE or reply_to is None:
+            raise Refused(SERVER_NOT_INITIALIZED, "Not authenticated", reply_to)
+        user = self.authenticate(given_token(data))
+        if user is None:
+            raise Refused(INVALID_REQUEST, "Invalid request: missing or wrong token", reply_to)
+        message = self._admit(data)
+        self.user = user
+        log.info("connection authenticated as %s", user)
+        return message
+
     def _admit(self, data: Any) -> Any | None:
         """The structured message to dispatch, None to drop it, or `Refused`."""
         if not isinstance(data, dict):
@@ -244,8 +318,6 @@ class MoeProtocol(LanguageServerProtocol):
         if method == INITIALIZE:
             if self._initialize_id is not None:
                 raise Refused(INVALID_REQUEST, "Invalid request: already initialized", msg_id)
-            if self.required_token is not None and not _token_ok(data, self.required_token):
-                raise Refused(INVALID_REQUEST, "Invalid request: missing or wrong token", msg_id)
         elif not self._initialized:
             raise Refused(SERVER_NOT_INITIALIZED, "Server not initialized", msg_id)
         if not self._has_handler(method):
@@ -261,6 +333,9 @@ class MoeProtocol(LanguageServerProtocol):
 
     def _admit_notification(self, method: str, data: dict[str, Any]) -> Any | None:
         if method == EXIT:
+            if self.close_connection is not None:
+                self.close_connection()  # a shared server: this connection ends, not the process
+                return None
             return ExitNotification()
         if method.startswith("$/") and not self._has_handler(method):
             log.debug("ignored notification %s", _show(method))

@@ -33,9 +33,13 @@ class MoeLanguageServer(LanguageServer):
         settings: ServerSettings | None = None,
         factory: EngineFactory = default_factory,
         service: Service | None = None,
+        *,
+        shared: bool = False,
     ) -> None:
         super().__init__("moe-lsp", __version__, protocol_cls=MoeProtocol)
         self.service = service or Service(factory)
+        self.shared = shared
+        """One of many sessions of a shared server: the engine is the server's, not ours."""
         self.session = Session(self.service, settings, notify=self._notify)
         self.stopping: asyncio.Task[None] | None = None
         """The engine stop begun by `shutdown`."""
@@ -90,12 +94,20 @@ class MoeLanguageServer(LanguageServer):
                 log.info("client did not accept a progress token; loading without a progress bar")
         settings = self.session.settings
         self.service.start(settings.engine, settings.completion.profile)
+        if self.shared:  # the engine may have been loaded long ago: tell this client its state
+            self._on_engine_status(self.service.host.state, self.service.host.message)
 
     def stop(self) -> None:
-        """`shutdown`: end the session at once and stop the engine in the background."""
+        """`shutdown`: end the session at once; a standalone server also stops the engine, in
+        the background (a shared server's engine serves the other sessions)."""
+        self.end()
+        if not self.shared:
+            self.stopping = asyncio.ensure_future(self.service.host.shutdown())
+
+    def end(self) -> None:
+        """The session ends: its requests and streaks are cancelled; no more status updates."""
         self.session.close()
         self._unlisten()
-        self.stopping = asyncio.ensure_future(self.service.host.shutdown())
 
 
 def create_server(

@@ -34,8 +34,11 @@ COUNTERS = (
     "prefetched",
     "stopped_by_syntax",
     "failed",
+    "throttled",
 )
 """The counters each session keeps, and the service sums over all sessions."""
+MAX_USERS = 1000
+"""Users counted apart in the requests-per-user table."""
 
 
 def choose_profile(
@@ -77,8 +80,11 @@ class Service:
         """Totals over all sessions."""
         self.latency = Latencies()
         """Latency samples of all sessions."""
-        self.sessions = 0
-        """Sessions open now."""
+        self.sessions: set[Any] = set()
+        """Sessions open now (lsp/session.py registers and removes itself)."""
+        self.requests_by_user: dict[str, int] = {}
+        """Completion requests per user (the token's user name, or the local user)."""
+        self.started = False
         self.profile_warning: str | None = None
         """Why the forced profile could not be used (told to the user once it is ready)."""
         self._listeners: list[StatusListener] = []
@@ -93,6 +99,9 @@ class Service:
 
     def start(self, config: EngineConfig, forced_profile: str = "auto") -> None:
         """Begin loading the engine in the background (once; later calls do nothing)."""
+        if self.started:
+            return
+        self.started = True
         self.forced_profile = forced_profile
         self.embedded_model = config.model is None
         self.host.start(config)
@@ -127,9 +136,12 @@ class Service:
         return warning
 
     # -- metrics --------------------------------------------------------------------------------
-    def count(self, name: str, n: int = 1) -> None:
-        """Add to a server-wide counter."""
+    def count(self, name: str, user: str = "", n: int = 1) -> None:
+        """Add to a server-wide counter (completion requests also per user)."""
         self.counts[name] += n
+        if name in ("requested", "from_streak", "from_cache") and user:
+            if user in self.requests_by_user or len(self.requests_by_user) < MAX_USERS:
+                self.requests_by_user[user] = self.requests_by_user.get(user, 0) + n
 
     def stats(self) -> dict[str, Any]:
         """The engine's state and the server-wide part of moe/stats."""
@@ -139,5 +151,15 @@ class Service:
             "loadSeconds": self.host.load_seconds,
             "restarts": self.host.restarts,
             "profile": self.profile.name if self.profile else None,
-            "sessions": self.sessions,
+        }
+
+    def server_stats(self) -> dict[str, Any]:
+        """Figures over every session: sessions, requests per user, requests in flight."""
+        return {
+            "sessions": len(self.sessions),
+            "users": sorted({s.user for s in self.sessions if s.user}),
+            "requestsByUser": dict(self.requests_by_user),
+            "inFlight": sum(len(s.inflight) for s in self.sessions),
+            "counts": dict(self.counts),
+            "latencyMs": self.latency.summary(),
         }

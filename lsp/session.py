@@ -30,6 +30,8 @@ GHOST_TEXT_NOTIFICATION = "moe/ghostText"
 """Server -> client (when `completion.streamGhostText` is on): the growing ghost text of the
 request in flight, {textDocument: {uri, version}, position, text, done}."""
 _WORD_BEFORE = re.compile(r"\w*$")
+MAX_INFLIGHT = 16
+"""Default cap on a session's completion requests running at once."""
 
 Notify = Callable[[str, Any], None]
 """Sends a notification (method, params) to this session's client."""
@@ -59,7 +61,11 @@ class Session:
         self.root_path = ""
         self.notify: Notify = notify or (lambda method, params: None)
         self.closed = False
-        service.sessions += 1
+        self.user = ""
+        """Who this session belongs to (the token's user on TCP, else the local user)."""
+        self.max_inflight = MAX_INFLIGHT
+        """Completion requests running at once; more are answered empty at once."""
+        service.sessions.add(self)
 
     # -- settings -------------------------------------------------------------------------------
     def configure(self, options: Any) -> None:
@@ -198,7 +204,7 @@ class Session:
     def count(self, name: str) -> None:
         """Add one to a counter of this session and to the server's total."""
         self.counts[name] += 1
-        self.service.count(name)
+        self.service.count(name, self.user)
 
     def fresh(self, snap: Snapshot, outcome: Outcome) -> Outcome | None:
         """`outcome`, recorded, if the document is still at `snap`'s version; else None: the
@@ -254,10 +260,9 @@ class Session:
             "latencyMs": self.latency.summary(),
             "engine": {camel(k): v for k, v in engine_stats.items()} if engine_stats else None,
             "last": self.last,
-            "server": {
-                "counts": dict(self.service.counts),
-                "latencyMs": self.service.latency.summary(),
-            },
+            "user": self.user,
+            "inFlight": len(self.inflight),
+            "server": self.service.server_stats(),
         }
 
     def close(self) -> None:
@@ -265,9 +270,8 @@ class Session:
         self.streaks.clear()
         for task in list(self.inflight.values()):
             task.cancel()
-        if not self.closed:
-            self.closed = True
-            self.service.sessions -= 1
+        self.closed = True
+        self.service.sessions.discard(self)
 
 
 def camel(name: str) -> str:

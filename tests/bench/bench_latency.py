@@ -31,13 +31,15 @@ from lsprotocol import types as lsp
 
 from moe_lsp.inference.config import EngineConfig
 from moe_lsp.inference.engine import Sampling
+from moe_lsp.lsp.completion import Outcome, Prepared, prepare
 from moe_lsp.lsp.demo import DemoClient, server_command
-from moe_lsp.lsp.documents import Document
-from moe_lsp.lsp.pipeline import Outcome, Prepared, prepare
+from moe_lsp.lsp.service import Service
+from moe_lsp.lsp.service import choose_profile as server_profile
+from moe_lsp.lsp.session import Session
 from moe_lsp.lsp.settings import CompletionSettings, ServerSettings
 from moe_lsp.prompts.builder import Request
 from moe_lsp.prompts.cursor import Region, analyze_cursor
-from moe_lsp.prompts.profiles import Profile, detect_profile, profile_by_name
+from moe_lsp.prompts.profiles import Profile
 
 from . import llama_cpp
 from .alternatives import HfGenerate, LlamaServer, Run, VllmHttp
@@ -146,19 +148,19 @@ class Case:
         )
 
     def request(self) -> Request:
-        """The context engine's request, as the server builds it (one open document)."""
-        doc = Document(self.uri, "python", 1, self.text)
-        return Request(
-            text=doc.text,
-            offset=self.offset,
-            path=self.rel,
-            language=doc.spec,
-            tree=doc.tree,
-            others=(),
-            repo_name=STDLIB.name,
-            uri=self.uri,
-            version=1,
-        )
+        """The context engine's request, as the server's session builds it (one open
+        document, the standard library as the workspace root)."""
+        session = Session(Service())
+        session.root_path = str(STDLIB)
+        session.documents.open(self.uri, "python", 1, self.text)
+        doc = session.documents.get(self.uri)
+        assert doc is not None
+        line, character = doc.position_at(self.offset, session.documents.encoding)
+        snap = session.snapshot(self.uri, line, character)
+        assert snap is not None
+        request = session.request_for(snap)
+        session.close()
+        return request
 
 
 def source_files() -> list[Path]:
@@ -231,15 +233,17 @@ def cases_in(
 
 
 def choose_profile(tokenizer: Any, default_model: bool, model_dir: str) -> Profile:
-    """The server's choice: prefix-only for the embedded model, else detected from tokens."""
-    tokens = list(getattr(tokenizer, "special_tokens", []) or [])
-    if default_model:
-        return profile_by_name("prefix-only", tokens)
+    """The server's choice (`lsp.service.choose_profile`); the chat template is read from the
+    model folder, as the engine would."""
     has_chat = False
     with contextlib.suppress(OSError, ValueError):
         config = json.loads((Path(model_dir) / "tokenizer_config.json").read_text())
         has_chat = bool(config.get("chat_template"))
-    return detect_profile(tokens, has_chat_template=has_chat)
+    tokens = list(getattr(tokenizer, "special_tokens", []) or [])
+    profile, _ = server_profile(
+        tokens, has_chat_template=has_chat, forced="auto", embedded_model=default_model
+    )
+    return profile
 
 
 @dataclass

@@ -1,0 +1,150 @@
+"""`moe-lsp connect`: the stdio command editors run; it forwards to the user's shared server,
+starting that server in the background when none answers."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "server.sock"
+START_LOCK = "start.lock"
+SERVER_LOG = "server.log"
+START_WAIT_SECONDS = 60.0
+"""How long `connect` waits for a server it started to listen (the model loads after that)."""
+CHUNK = 64 * 1024
+
+
+def runtime_dir() -> Path:
+    """The user's private folder for the shared server's socket: `$XDG_RUNTIME_DIR/moe-lsp`,
+    else `<cache dir>/run` (created 0700; refused if another user owns it or others can enter)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and Path(base).is_dir():
+        folder = Path(base) / "moe-lsp"
+    else:
+        from moe_lsp.inference.model_store import cache_root
+
+        folder = cache_root() / "run"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private(folder)
+    return folder
+
+
+def check_private(folder: Path) -> None:
+    """Raise PermissionError unless `folder` is ours and closed to everyone else."""
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{folder} belongs to another user")
+    if info.st_mode & 0o077:
+        raise PermissionError(f"{folder} is open to other users (mode {info.st_mode & 0o777:o})")
+
+
+def default_socket() -> Path:
+    """The shared server's default unix socket."""
+    return runtime_dir() / SOCKET_NAME
+
+
+def try_connect(path: Path) -> socket.socket | None:
+    """A connected unix socket, or None when no server answers there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def connect_or_start(
+    path: Path, serve_args: Sequence[str], wait: float = START_WAIT_SECONDS
+) -> socket.socket:
+    """Connect to the server at `path`, starting one (once, under a lock, so two editor windows
+    that start together do not both start it) when none answers."""
+    sock = try_connect(path)
+    if sock is not None:
+        return sock
+    lock_path = path.parent / START_LOCK
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second `connect` waits here, then finds the server
+        sock = try_connect(path)
+        if sock is not None:
+            return sock
+        start_server(path, serve_args)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            sock = try_connect(path)
+            if sock is not None:
+                return sock
+            time.sleep(0.1)
+    raise ConnectionError(
+        f"the shared server did not start within {wait:.0f} s; see {path.parent / SERVER_LOG}"
+    )
+
+
+def start_server(path: Path, serve_args: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start `moe-lsp serve --listen unix:PATH` in the background, in a session of its own
+    (an editor closing does not take it down), logging to server.log beside the socket."""
+    command = [
+        sys.executable,
+        "-m",
+        "moe_lsp.lsp.cli",
+        "serve",
+        "--listen",
+        f"unix:{path}",
+        *serve_args,
+    ]
+    log_file = open(path.parent / SERVER_LOG, "ab")
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log_file.close()
+
+
+def forward(sock: socket.socket, stdin: int, stdout: int) -> None:
+    """Copy stdin to the socket and the socket to stdout until either side ends."""
+
+    def upstream() -> None:
+        with contextlib.suppress(OSError):
+            while data := os.read(stdin, CHUNK):
+                sock.sendall(data)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)  # the server sees end of input: the session ends
+
+    threading.Thread(target=upstream, name="connect-stdin", daemon=True).start()
+    with contextlib.suppress(OSError):
+        while data := sock.recv(CHUNK):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(stdout, view) :]
+    sock.close()
+
+
+def run(socket_path: str | None, serve_args: Sequence[str]) -> int:
+    """`moe-lsp connect`: forward stdio to the shared server; 1 with a message when it cannot."""
+    try:
+        path = Path(socket_path) if socket_path else default_socket()
+        if socket_path:
+            check_private(path.parent)
+        sock = connect_or_start(path, serve_args)
+    except (OSError, ConnectionError) as err:
+        print(f"moe-lsp connect: {err}", file=sys.stderr)
+        return 1
+    forward(sock, sys.stdin.fileno(), sys.stdout.fileno())
+    return 0
