@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from moe_lsp.inference.engine import Engine
-from moe_lsp.prompts.builder import Budget, NoCompletion, Request, build
+from moe_lsp.prompts.builder import NoCompletion, Request, build
 from moe_lsp.prompts.profiles import ChatTemplate, Profile
 from moe_lsp.prompts.prompt import Mode, Prompt
 from moe_lsp.prompts.reader import Reader, plan
@@ -70,18 +70,6 @@ class Prepared:
     built: float
 
 
-def budget_of(settings: CompletionSettings) -> Budget:
-    """The prompt budget the settings describe."""
-    return Budget(
-        total=settings.prompt_budget,
-        context_share=settings.context_share,
-        suffix_share=settings.suffix_share,
-        step_lines=settings.window_step_lines,
-        max_tokens_single=settings.max_tokens_single,
-        max_tokens_multi=settings.max_tokens_multi,
-    )
-
-
 def prepare(
     tokenizer: Tokenizer,
     request: Request,
@@ -92,7 +80,7 @@ def prepare(
 ) -> Prepared | Outcome:
     """Build the prompt; an (empty) Outcome when there is nothing to ask the engine."""
     t0 = time.perf_counter()
-    built = build(request, tokenizer, profile, budget_of(settings), chat_template=chat_template)
+    built = build(request, tokenizer, profile, settings.budget(), chat_template=chat_template)
     t_prompt = time.perf_counter()
     if isinstance(built, NoCompletion):
         log.debug("no completion: %s", built.reason)

@@ -7,6 +7,10 @@ from typing import Any
 
 from moe_lsp.inference.config import EngineConfig
 from moe_lsp.inference.errors import EngineConfigError
+from moe_lsp.prompts.builder import Budget
+
+_BUDGET = Budget()
+"""The prompt budget's defaults are the context engine's (prompts/builder.py `Budget`)."""
 
 
 class SettingsError(ValueError):
@@ -17,13 +21,13 @@ class SettingsError(ValueError):
 class CompletionSettings:
     """How completions are built and bounded."""
 
-    prompt_budget: int = 1536
+    prompt_budget: int = _BUDGET.total
     """Tokens of code (current file and other open files) in a prompt."""
-    context_share: float = 0.25
+    context_share: float = _BUDGET.context_share
     """Share of the budget for other open files (definitions and similar code)."""
-    suffix_share: float = 0.2
+    suffix_share: float = _BUDGET.suffix_share
     """Share of the current file's tokens for text after the cursor (FIM models)."""
-    window_step_lines: int = 32
+    window_step_lines: int = _BUDGET.step_lines
     """The prompt window's start moves in steps of this many lines (prefix-cache hits)."""
     max_context_documents: int = 20
     """Most recently edited open documents searched for context."""
@@ -31,9 +35,9 @@ class CompletionSettings:
     """Prompt format: 'auto' (from the tokenizer's special tokens) or a profile name, e.g.
     'qwen-fim', 'deepseek-fim', 'starcoder-fim', 'codellama-fim', 'codestral-fim',
     'prefix-only', 'chat-infill'."""
-    max_tokens_single: int = 48
+    max_tokens_single: int = _BUDGET.max_tokens_single
     """Generation limit for a single-line completion."""
-    max_tokens_multi: int = 160
+    max_tokens_multi: int = _BUDGET.max_tokens_multi
     """Generation limit for a multi-line completion."""
     debounce_floor_ms: float = 0.0
     """Least wait before asking the model for ghost text."""
@@ -53,6 +57,17 @@ class CompletionSettings:
     stream_ghost_text: bool = False
     """Send `moe/ghostText` notifications with the growing ghost text (for clients that render
     a stream)."""
+
+    def budget(self) -> Budget:
+        """The prompt budget these settings describe."""
+        return Budget(
+            total=self.prompt_budget,
+            context_share=self.context_share,
+            suffix_share=self.suffix_share,
+            step_lines=self.window_step_lines,
+            max_tokens_single=self.max_tokens_single,
+            max_tokens_multi=self.max_tokens_multi,
+        )
 
 
 @dataclass(frozen=True)
