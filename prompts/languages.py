@@ -1,73 +1,47 @@
-"""Languages the context engine knows: LSP languageId or file extension -> tree-sitter grammar."""
+"""Languages the context engine knows: the registry of specs, and languageId / extension -> spec."""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from functools import cache
 from pathlib import PurePosixPath
 
-from tree_sitter import Language
+from .lang.c import CPP, C
+from .lang.go import GO
+from .lang.java import JAVA
+from .lang.javascript import JAVASCRIPT, TYPESCRIPT, TYPESCRIPT_REACT
+from .lang.python import PYTHON
+from .lang.rust import RUST
+from .lang.spec import LanguageSpec, NodeTypes, ScopeKind
 
-
-@dataclass(frozen=True)
-class LanguageSpec:
-    """One language: its grammar and the few lexical facts prompts need."""
-
-    name: str
-    """Canonical name (also the LSP languageId)."""
-    module: str
-    """Python package of the tree-sitter grammar."""
-    function: str
-    """Function of `module` returning the grammar pointer."""
-    line_comment: str
-    """Line comment marker, used to label context snippets."""
-    extensions: tuple[str, ...]
-    """File extensions (lower case, with the dot)."""
-    aliases: tuple[str, ...] = ()
-    """Other LSP languageIds that mean this language."""
-
-    @property
-    def language(self) -> Language:
-        """The tree-sitter Language (loaded once)."""
-        return _load(self.module, self.function)
-
-
-@cache
-def _load(module: str, function: str) -> Language:
-    return Language(getattr(importlib.import_module(module), function)())
-
-
-PLAIN_TEXT = LanguageSpec("plaintext", "", "", "#", ())
-"""Fallback for unknown languages: no tree, completions from text alone."""
+__all__ = [
+    "LANGUAGES",
+    "PLAIN_TEXT",
+    "STOPWORDS",
+    "LanguageSpec",
+    "NodeTypes",
+    "ScopeKind",
+    "language_for",
+]
 
 LANGUAGES: tuple[LanguageSpec, ...] = (
-    LanguageSpec("python", "tree_sitter_python", "language", "#", (".py", ".pyi", ".pyw")),
-    LanguageSpec(
-        "javascript",
-        "tree_sitter_javascript",
-        "language",
-        "//",
-        (".js", ".mjs", ".cjs", ".jsx"),
-        ("javascriptreact",),
-    ),
-    LanguageSpec(
-        "typescript", "tree_sitter_typescript", "language_typescript", "//", (".ts", ".mts", ".cts")
-    ),
-    LanguageSpec("typescriptreact", "tree_sitter_typescript", "language_tsx", "//", (".tsx",)),
-    LanguageSpec("go", "tree_sitter_go", "language", "//", (".go",)),
-    LanguageSpec("rust", "tree_sitter_rust", "language", "//", (".rs",)),
-    LanguageSpec("java", "tree_sitter_java", "language", "//", (".java",)),
-    LanguageSpec("c", "tree_sitter_c", "language", "//", (".c", ".h")),
-    LanguageSpec(
-        "cpp",
-        "tree_sitter_cpp",
-        "language",
-        "//",
-        (".cpp", ".cc", ".cxx", ".hpp", ".hh", ".hxx"),
-        ("c++",),
-    ),
+    PYTHON,
+    JAVASCRIPT,
+    TYPESCRIPT,
+    TYPESCRIPT_REACT,
+    GO,
+    RUST,
+    JAVA,
+    C,
+    CPP,
 )
+"""Every language with a grammar; adding a language means adding its spec here."""
+
+STOPWORDS: frozenset[str] = frozenset().union(*(spec.keywords for spec in LANGUAGES))
+"""Every language's keywords: left out of similarity token sets, whatever the language."""
+
+PLAIN_TEXT = LanguageSpec(
+    "plaintext", "", "", (), line_comment="#", keywords=STOPWORDS, family="plaintext"
+)
+"""Fallback for unknown languages: no tree, completions from text alone."""
 
 _BY_ID = {alias: spec for spec in LANGUAGES for alias in (spec.name, *spec.aliases)}
 _BY_EXT = {ext: spec for spec in LANGUAGES for ext in spec.extensions}

@@ -15,27 +15,6 @@ AFTER_CHARS = 3000
 """Characters of text after the cursor parsed with a completion (whole lines)."""
 MAX_CANDIDATES = 12
 """Most cut points tried by `sound_cut` (one parse each)."""
-_SCOPES = frozenset(
-    {
-        # Python
-        "block",
-        "function_definition",
-        "class_definition",
-        # C family, JS/TS, Go, Rust, Java
-        "statement_block",
-        "compound_statement",
-        "class_body",
-        "declaration_list",
-        "field_declaration_list",
-        "object",
-        "function_declaration",
-        "method_declaration",
-        "function_item",
-        "impl_item",
-        "constructor_body",
-    }
-)
-"""Node types that a multi-line completion fills (a body) and may close."""
 
 
 def window_before(prefix: str) -> str:
@@ -126,9 +105,10 @@ def closes_scope(language: str, before: str, completed: str) -> bool:
     source = encode(before + completed)
     cursor = len(encode(before))
     tree = parser.parse(source)
+    scopes = language_for(language).nodes.fill_scopes
     node = tree.root_node.named_descendant_for_byte_range(max(cursor - 1, 0), cursor)
     # The innermost scope that starts before the cursor.
-    while node is not None and not (node.type in _SCOPES and node.start_byte < cursor):
+    while node is not None and not (node.type in scopes and node.start_byte < cursor):
         node = node.parent
     if node is None or node.has_error:
         return False

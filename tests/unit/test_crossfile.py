@@ -673,7 +673,7 @@ def test_twenty_open_documents_give_both_kinds_of_context() -> None:
 
 
 def test_names_remembered_as_absent_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moe_lsp.prompts import crossfile
+    from moe_lsp.prompts import snippet_index as crossfile
 
     monkeypatch.setattr(crossfile, "MAX_ABSENT_NAMES", 8)
     entry = crossfile._Entry(OpenDocument("file:///a.py", "a.py", "python", "x = 1\n", 1))
