@@ -188,13 +188,13 @@ class OpenAIEngine:
             sync.close()
         client, self._client = self._client, None
         loop = self._loop
-        if client is None or loop is None or loop.is_closed():
+        if client is None or loop is None or loop.is_closed() or not loop.is_running():
+            return  # a loop that no longer runs is not run again from here: the sockets go
+        if _running_loop() is loop:  # called on the loop itself: close in the background
+            loop.create_task(client.aclose())
             return
-        try:
-            if loop.is_running():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=2)
-            else:
-                loop.run_until_complete(client.aclose())
+        try:  # with the process, or with the garbage collector
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=2)
         except Exception:
             log.debug("closing the HTTP client failed", exc_info=True)
 
@@ -289,6 +289,13 @@ class OpenAIEngine:
         """Counters; `running` is the streams still open to the server."""
         s = self._stats
         return replace(s, running=len(self._open), extra={"backend": "openai", "model": self.model})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _local_chat_template(folder: Path) -> ChatTemplate | None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .orphans import exit_with_parent, is_spawned_child
-from .settings import ServerSettings
+from .settings import ServerSettings, SettingsError
 
 if is_spawned_child():
     # This module is imported again in each process vLLM spawns (as, or by, the parent's main
@@ -21,9 +21,25 @@ if is_spawned_child():
 ENGINE_URL_ENV = "MOE_LSP_ENGINE_URL"
 ENGINE_TOKENIZER_ENV = "MOE_LSP_ENGINE_TOKENIZER"
 REMOTE_FLAGS = {
-    "engine_url": "url",
-    "engine_tokenizer": "tokenizer",
-    "engine_api_key_file": "api_key_file",
+    # flag: (engine setting, metavar, environment default, help)
+    "engine_url": (
+        "url",
+        "URL",
+        ENGINE_URL_ENV,
+        "use the OpenAI-compatible server at URL instead of an in-process engine",
+    ),
+    "engine_tokenizer": (
+        "tokenizer",
+        "DIR",
+        ENGINE_TOKENIZER_ENV,
+        "local folder with the served model's tokenizer.json (default: the server's /tokenize)",
+    ),
+    "engine_api_key_file": (
+        "api_key_file",
+        "FILE",
+        None,
+        "file holding the server's API key (default: $MOE_LSP_ENGINE_API_KEY)",
+    ),
 }
 """Command-line flags of the remote engine and the engine settings they set."""
 
@@ -40,25 +56,12 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-parallel-size", type=int)
     g.add_argument("--enable-expert-parallel", action="store_true", default=None)
     r = p.add_argument_group("remote engine (an OpenAI-compatible server such as `vllm serve`)")
-    r.add_argument(
-        "--engine-url",
-        default=os.environ.get(ENGINE_URL_ENV) or None,
-        metavar="URL",
-        help="use the server at URL instead of an in-process engine (backend 'openai'; "
-        f"default: ${ENGINE_URL_ENV} if set)",
-    )
-    r.add_argument(
-        "--engine-tokenizer",
-        default=os.environ.get(ENGINE_TOKENIZER_ENV) or None,
-        metavar="DIR",
-        help="local folder with the served model's tokenizer.json (default: the server's "
-        f"/tokenize; ${ENGINE_TOKENIZER_ENV} if set)",
-    )
-    r.add_argument(
-        "--engine-api-key-file",
-        metavar="FILE",
-        help="file holding the server's API key (default: $MOE_LSP_ENGINE_API_KEY)",
-    )
+    for flag, (_, metavar, env, text) in REMOTE_FLAGS.items():
+        default = (os.environ.get(env) or None) if env else None
+        hint = f" (${env} if set)" if env else ""
+        r.add_argument(
+            "--" + flag.replace("_", "-"), default=default, metavar=metavar, help=text + hint
+        )
 
 
 def _settings_from(args: argparse.Namespace) -> ServerSettings:
@@ -78,7 +81,7 @@ def _settings_from(args: argparse.Namespace) -> ServerSettings:
         if (v := getattr(args, k, None)) is not None
     }
     engine.update(
-        {key: v for flag, key in REMOTE_FLAGS.items() if (v := getattr(args, flag, None))}
+        {spec[0]: v for flag, spec in REMOTE_FLAGS.items() if (v := getattr(args, flag, None))}
     )
     settings = ServerSettings()
     if engine:
@@ -97,7 +100,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import create_server
     from .transport import serve_stdio, serve_tcp
 
-    server = create_server(_settings_from(args))
+    try:
+        settings = _settings_from(args)
+    except SettingsError as err:
+        print(f"moe-lsp: {err}", file=sys.stderr)
+        return 2
+    server = create_server(settings)
     if args.tcp:
         token = _read_token(args.token_file)
         if token:
@@ -159,10 +167,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
     """Start the server as a subprocess, ask for a completion like an editor, print it."""
     from .demo import run_demo
 
-    # The demo starts `moe-lsp serve`, which reads these as its --engine-url/--engine-tokenizer
-    # defaults; the API key file travels as the key's own variable.
-    for flag, env in (("engine_url", ENGINE_URL_ENV), ("engine_tokenizer", ENGINE_TOKENIZER_ENV)):
-        if value := getattr(args, flag, None):
+    # The demo starts `moe-lsp serve`, which reads these variables as its flags' defaults; the
+    # API key file travels as the key's own variable.
+    for flag, (_, _, env, _) in REMOTE_FLAGS.items():
+        if env and (value := getattr(args, flag, None)):
             os.environ[env] = value
     if path := getattr(args, "engine_api_key_file", None):
         from moe_lsp.inference.errors import EngineConfigError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -174,7 +175,18 @@ class EngineHost:
         engine, self.engine = self.engine, None
         if engine is not None:
             self._stopped = stopped = threading.Event()
-            await asyncio.to_thread(_stop, engine, stopped)
+            # A thread of its own, not the loop's executor: leaving the loop (after `exit`)
+            # cancels this task, and a stop still queued in the executor would never run.
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+
+            def run() -> None:
+                _stop(engine, stopped)
+                with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+            threading.Thread(target=run, name="moe-engine-stop", daemon=True).start()
+            await done
         self.state = EngineState.STOPPED
 
     def shutdown_blocking(self) -> None:
@@ -190,6 +202,8 @@ class EngineHost:
 def _stop(engine: StartableEngine, stopped: threading.Event) -> None:
     try:
         engine.shutdown()
+    except Exception:
+        log.exception("engine shutdown failed")
     finally:
         stopped.set()
 

@@ -489,3 +489,21 @@ async def test_lost_server_makes_the_engine_unhealthy() -> None:
         await collect(engine)
     assert engine.health().state is EngineState.FAILED
     assert "Lost the inference server" in engine.health().message
+
+
+@pytest.mark.parametrize("in_thread", [True, False])
+async def test_shutdown_from_a_thread_or_the_loop(in_thread: bool) -> None:
+    chunks = sse(tok_chunk("x", [1], "stop"), USAGE)
+    with Fake(vllm_like(lambda r: (200, chunks))).running() as fake:
+        engine = engine_for(fake.url)
+        await asyncio.to_thread(engine.start)
+        await collect(engine)
+        client = engine._client
+        assert client is not None
+        if in_thread:
+            await asyncio.wait_for(asyncio.to_thread(engine.shutdown), 5)
+        else:
+            engine.shutdown()
+            await asyncio.sleep(0.05)
+    assert client.is_closed
+    assert engine.health().state is EngineState.STOPPED
