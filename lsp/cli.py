@@ -95,16 +95,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the language server on stdio (default) or loopback TCP."""
     from .logs import protect_stdout, setup_logging
 
-    lsp_out = None if args.tcp else protect_stdout()
-    setup_logging(args.log_level, args.log_file)
-    from .server import create_server
-    from .transport import serve_stdio, serve_tcp
-
     try:
         settings = _settings_from(args)
     except SettingsError as err:
         print(f"moe-lsp: {err}", file=sys.stderr)
         return 2
+    lsp_out = None if args.tcp else protect_stdout()
+    setup_logging(args.log_level, args.log_file)
+    from .server import create_server
+    from .transport import serve_stdio, serve_tcp
+
     server = create_server(settings)
     if args.tcp:
         token = _read_token(args.token_file)

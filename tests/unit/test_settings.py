@@ -172,3 +172,45 @@ def test_client_safe_errors(code: int, message: str, expected: str) -> None:
     assert out.message.startswith(expected)
     assert out.data is None
     assert "/home/me" not in out.message
+
+
+@pytest.mark.parametrize(
+    ("argv", "check"),
+    [
+        (["serve"], lambda e: e.backend == "vllm" and e.openai.url is None),
+        (
+            ["serve", "--engine-url", "http://gpu:8000"],
+            lambda e: (e.backend, e.openai.url) == ("openai", "http://gpu:8000"),
+        ),
+        (
+            ["serve", "--engine-url", "http://h", "--engine-tokenizer", "/tok", "--model", "q"],
+            lambda e: (e.openai.tokenizer, e.model) == ("/tok", "q"),
+        ),
+        (
+            ["serve", "--engine-url", "http://h", "--engine-api-key-file", "/k"],
+            lambda e: e.openai.api_key_file == "/k",
+        ),
+        (["serve", "--kv-cache-gib", "2"], lambda e: e.vllm.kv_cache_gib == 2),
+        (["complete", "f.py", "--line", "1", "--column", "1", "--engine-url", "http://h"], None),
+    ],
+)
+def test_command_line_engine_flags(argv: list[str], check) -> None:
+    from moe_lsp.lsp.cli import _settings_from, build_parser
+
+    args = build_parser().parse_args(argv)
+    engine = _settings_from(args).engine
+    assert check(engine) if check else engine.remote
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--engine-url", "gpu:8000"], "is not an http:// or https:// URL"),
+        (["serve", "--max-model-len", "3"], "engine.maxModelLen must be at least 256"),
+    ],
+)
+def test_command_line_engine_errors(argv: list[str], message: str, capsys) -> None:
+    from moe_lsp.lsp.cli import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
