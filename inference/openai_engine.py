@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 API_KEY_ENV = "MOE_LSP_ENGINE_API_KEY"
 """Environment variable holding the server's API key when no engine.apiKeyFile is set."""
 COMPLETIONS = "/v1/completions"
+TOKENIZE_TIMEOUT = 5.0
+"""Longest wait, in seconds, for an answer from /tokenize, /detokenize and /v1/models."""
 
 
 def read_api_key(path: str | None) -> str | None:
@@ -89,6 +91,15 @@ class OpenAIEngine:
         oc = self._oc
         return httpx.Timeout(oc.read_timeout, connect=oc.connect_timeout)
 
+    @property
+    def _quick(self) -> httpx.Timeout:
+        """Waits for the calls made outside a completion stream (at most TOKENIZE_TIMEOUT)."""
+        oc = self._oc
+        return httpx.Timeout(
+            min(oc.read_timeout, TOKENIZE_TIMEOUT),
+            connect=min(oc.connect_timeout, TOKENIZE_TIMEOUT),
+        )
+
     def start(self) -> None:
         """Check the server, find the model's name and tokenizer (blocking)."""
         self._state = EngineState.LOADING
@@ -97,7 +108,8 @@ class OpenAIEngine:
             key = read_api_key(self._oc.api_key_file)
             self._headers = {"Authorization": f"Bearer {key}"} if key else {}
             logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per tokenize call
-            self._sync = httpx.Client(headers=self._headers, timeout=self._timeout())
+            # The tokenizer's calls block the event loop while prompts are built: short waits.
+            self._sync = httpx.Client(headers=self._headers, timeout=self._quick)
             self.model = self._served_model()
             self.tokenizer, self.chat_template = self._tokenizer()
         except InferenceError as err:
@@ -118,7 +130,7 @@ class OpenAIEngine:
         try:
             resp = self._sync.get(url)
         except httpx.HTTPError as err:
-            raise transport_error(err, url, path, self._oc.read_timeout) from err
+            raise transport_error(err, url, path, self._quick.read or 0) from err
         if resp.status_code != 200:
             raise http_error(resp.status_code, resp.content, url, path)
         try:
@@ -149,8 +161,12 @@ class OpenAIEngine:
                 raise EngineConfigError(f"engine.tokenizer folder {path} has no tokenizer.json.")
             return FolderTokenizer.from_folder(path), _local_chat_template(path)
         assert self._sync is not None
-        remote = RemoteTokenizer.probe(self._sync, self._base, self.model, self._oc.read_timeout)
-        if remote is None:
+        remote = RemoteTokenizer.probe(self._sync, self._base, self.model, self._quick.read or 0)
+        if remote is not None:
+            remote.on_unreachable = lambda: self._fail(
+                f"Lost the inference server at {self._where}."
+            )
+        else:
             raise EngineConfigError(
                 f"The inference server at {self._where} cannot tokenize (no /tokenize); set "
                 "engine.tokenizer to a local folder with the model's tokenizer.json."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +18,8 @@ CACHE_ENTRIES = 4096
 
 
 class RemoteTokenizer:
-    """encode/decode by HTTP calls (blocking, cached). vLLM's api_server speaks
+    """encode/decode by HTTP calls (blocking: prompts are built on the event loop, so each
+    call is bounded by a short timeout; cached). vLLM's api_server speaks
     `{"prompt"}`→`{"tokens"}` and `{"tokens"}`→`{"prompt"}`; llama.cpp's server speaks
     `{"content"}`→`{"tokens"}` and `{"tokens"}`→`{"content"}`. It lists no vocabulary, so
     constrained healing is off with it; a local `engine.tokenizer` folder has one."""
@@ -32,6 +33,8 @@ class RemoteTokenizer:
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()
         self._decoded: OrderedDict[tuple[int, ...], str] = OrderedDict()
         self._special: list[str] = []
+        self.on_unreachable: Callable[[], None] | None = None
+        """Called when the server refuses a connection (the engine then reports it)."""
 
     @classmethod
     def probe(
@@ -55,6 +58,8 @@ class RemoteTokenizer:
         try:
             resp = self._client.post(url, json=body)
         except httpx.HTTPError as err:
+            if isinstance(err, httpx.ConnectError) and self.on_unreachable is not None:
+                self.on_unreachable()
             raise transport_error(err, url, path, self._timeout) from err
         if resp.status_code != 200:
             raise http_error(resp.status_code, resp.content, url, path)

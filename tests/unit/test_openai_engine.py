@@ -507,3 +507,14 @@ async def test_shutdown_from_a_thread_or_the_loop(in_thread: bool) -> None:
             await asyncio.sleep(0.05)
     assert client.is_closed
     assert engine.health().state is EngineState.STOPPED
+
+
+async def test_tokenizer_that_loses_the_server_makes_the_engine_unhealthy() -> None:
+    with Fake(vllm_like(lambda r: (200, []))).running() as fake:
+        engine = engine_for(fake.url)
+        await asyncio.to_thread(engine.start)
+    assert engine.tokenizer is not None
+    engine.tokenizer._base = _refused_url()  # type: ignore[attr-defined]
+    with pytest.raises(InferenceError, match="Cannot connect"):
+        engine.tokenizer.encode("something new")
+    assert engine.health().state is EngineState.FAILED
