@@ -1,4 +1,4 @@
-"""The `moe-lsp` command: serve, model prepare/path, and the `complete` demo."""
+"""The `moe-lsp` command: serve, connect, model prepare/path, and the `complete` demo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .cli_shared import CONNECT_IDLE_SECONDS, add_shared_flags, cmd_connect
 from .orphans import exit_with_parent, is_spawned_child
 from .settings import ServerSettings, SettingsError
 
@@ -92,7 +93,7 @@ def _settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the language server on stdio (default) or loopback TCP."""
+    """Run the language server: on stdio (one editor), or shared (`--listen`, `--tcp`)."""
     from .logs import protect_stdout, setup_logging
 
     try:
@@ -100,16 +101,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as err:
         print(f"moe-lsp: {err}", file=sys.stderr)
         return 2
-    lsp_out = None if args.tcp else protect_stdout()
+    if args.tcp or args.listen:
+        from .cli_shared import serve_shared
+
+        setup_logging(args.log_level, args.log_file)
+        try:
+            token = _read_token(args.token_file)
+        except OSError as err:
+            print(f"moe-lsp: cannot read the token file: {err}", file=sys.stderr)
+            return 2
+        return serve_shared(args, settings, token)
+    lsp_out = protect_stdout()
     setup_logging(args.log_level, args.log_file)
     from .server import create_server
-    from .transport import serve_stdio, serve_tcp
+    from .transport import serve_stdio
 
     server = create_server(settings)
-    if args.tcp:
-        token = _read_token(args.token_file)
-        if token:
-            server.protocol.required_token = token  # type: ignore[attr-defined]
 
     def _exit_on_signal(signum: int, frame: object) -> None:
         # Stop the engine, then leave at once (the event loop may be busy in a handler).
@@ -122,10 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        if args.tcp:
-            serve_tcp(server, "127.0.0.1", args.tcp)
-        else:
-            serve_stdio(server, sys.stdin.buffer, lsp_out)
+        serve_stdio(server, sys.stdin.buffer, lsp_out)
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
@@ -193,10 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--stdio", action="store_true", help="talk LSP on stdio (the default)")
-    serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead")
+    serve.add_argument(
+        "--tcp", type=int, metavar="PORT", help="shared server on 127.0.0.1:PORT (needs a token)"
+    )
     serve.add_argument(
         "--token-file",
-        help="with --tcp: clients must send this file's token as initializationOptions.token "
+        help="TCP clients must send this file's token as initializationOptions.token "
         "(default: $MOE_LSP_TOKEN if set)",
     )
     serve.add_argument("--log-level", default="INFO")
@@ -205,7 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-prompts", action="store_true", help="log prompt and completion text (debugging)"
     )
     _engine_flags(serve)
+    add_shared_flags(serve)
     serve.set_defaults(func=cmd_serve)
+
+    conn = sub.add_parser(
+        "connect",
+        help="editors run this: forward stdio to the shared server, starting it when needed",
+    )
+    conn.add_argument("--socket", help="the server's unix socket (default: the user's own)")
+    conn.add_argument(
+        "--idle-exit",
+        type=float,
+        default=CONNECT_IDLE_SECONDS,
+        metavar="SECONDS",
+        help="a server this command starts exits after this long with no session "
+        f"(default {CONNECT_IDLE_SECONDS:.0f})",
+    )
+    conn.add_argument("--log-level", default="INFO", help="log level of a server it starts")
+    _engine_flags(conn)
+    conn.set_defaults(func=cmd_connect, parser=conn)
 
     model = sub.add_parser("model", help="manage the default model")
     msub = model.add_subparsers(dest="model_command", required=True)

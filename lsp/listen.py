@@ -177,7 +177,7 @@ class ConnectionWriter:
         self._writer.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class Connection:
     """One client's connection and the server speaking to it."""
 

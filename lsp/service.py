@@ -103,7 +103,7 @@ class Service:
             return
         self.started = True
         self.forced_profile = forced_profile
-        self.embedded_model = config.model is None
+        self.embedded_model = config.model is None and not config.remote
         self.host.start(config)
 
     def listen(self, listener: StatusListener) -> Callable[[], None]:

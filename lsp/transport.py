@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -354,35 +353,6 @@ def serve_stdio(
         asyncio.run(run_frames(reader.read, _sink(server), stop))
     except BrokenPipeError:
         log.error("the client closed the connection")
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.shutdown()
-
-
-def serve_tcp(server: JsonRPCServer, host: str, port: int) -> None:
-    """Serve LSP to one client at a time on host:port (replaces `server.start_tcp`)."""
-    server._stop_event = stop = threading.Event()
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server.protocol.set_writer(writer)  # type: ignore[arg-type]
-        try:
-            await run_frames(lambda: reader.read(CHUNK), _sink(server), stop)
-        except SystemExit:  # the exit notification: the caller reads the outcome from protocol
-            pass
-        finally:
-            server.shutdown()
-
-    async def main() -> None:
-        tcp = await asyncio.start_server(connection, host, port)
-        server._server = tcp
-        log.info("serving on %s:%d", host, port)
-        async with tcp:
-            with contextlib.suppress(asyncio.CancelledError):
-                await tcp.serve_forever()
-
-    try:
-        asyncio.run(main())
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:

@@ -65,9 +65,7 @@ class Reader:
 
     def __init__(self, plan: Plan, *, syntax_stop: bool = True) -> None:
         self.plan = plan
-        self.stop: StopCheck | None = (
-            StopCheck(plan.streamed, syntax=True) if syntax_stop else None
-        )
+        self.stop: StopCheck | None = StopCheck(plan.streamed, syntax=True) if syntax_stop else None
         """When the streamed completion is whole (the engine stops); None: at the token limit."""
         self._line = StopCheck(plan.answer, syntax=False) if plan.extended else None
 
@@ -102,9 +100,7 @@ class Reader:
     # -- later requests ---------------------------------------------------------------------------
     def text(self, gen: Progress) -> str:
         """The whole cleaned completion so far (whole, sound lines while still generating)."""
-        return finish(
-            gen.raw, self.plan.streamed, truncated=not gen.finished or gen.truncated
-        )
+        return finish(gen.raw, self.plan.streamed, truncated=not gen.finished or gen.truncated)
 
     def next_piece(self, gen: Progress, typed: str) -> tuple[str, bool] | None:
         """The text to show after `typed` (typed at the anchor since), and whether it is whole;

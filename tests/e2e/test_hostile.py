@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -547,79 +546,6 @@ def test_pipelined_mix_gets_one_answer_each(server: RawClient) -> None:
     server.alive()
     got = [r["id"] for r in server.responses(since)][:-1]
     assert sorted(map(str, got)) == sorted(map(str, [m["id"] for m in messages] * 3))
-
-
-# -- loopback TCP ----------------------------------------------------------------------------------
-def start_tcp_server(log: Any, *extra: str) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start the server on a free loopback port and connect to it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([*SERVER, "--tcp", str(port), *extra], stdout=log, stderr=log)
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            return proc, socket.create_connection(("127.0.0.1", port), timeout=1)
-        except OSError:
-            if time.monotonic() >= deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError("no TCP server") from None
-            time.sleep(0.1)
-
-
-def test_tcp_transport_survives_hostile_input(tmp_path: Path) -> None:
-    log = (tmp_path / "server.log").open("wb")
-    proc, sock = start_tcp_server(log)
-    try:
-        with sock:
-            client = RawClient(sock.sendall, sock.makefile("rb"))
-            since = client.mark()
-            client.send_raw(frame(b"{bad}") + b"Content-Length: x\r\n\r\n")
-            client.initialize()
-            client.alive()
-            nulls = client.null_errors(since)
-            assert [error_of(r, PARSE_ERROR) for r in nulls] and len(nulls) == 2
-            client.send(notification("exit"))
-            assert proc.wait(TIMEOUT) == 1
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-    clean_log(tmp_path / "server.log")
-
-
-def test_tcp_shared_token(tmp_path: Path) -> None:
-    """With a token, initialize must carry it; without it nothing else is served."""
-    token_file = tmp_path / "token"
-    token_file.write_text("s3cr3t-token-value\n")
-    log = (tmp_path / "server.log").open("wb")
-    proc, sock = start_tcp_server(log, "--token-file", str(token_file))
-    try:
-        with sock:
-            client = RawClient(sock.sendall, sock.makefile("rb"))
-            wrong = client.ask(
-                request("initialize", {"capabilities": {}, "initializationOptions": {"token": "x"}})
-            )
-            assert "token" in error_of(wrong, INVALID_REQUEST)
-            error_of(client.ask(request("moe/stats", {})), SERVER_NOT_INITIALIZED)
-            right = client.ask(
-                request(
-                    "initialize",
-                    {"capabilities": {}, "initializationOptions": {"token": "s3cr3t-token-value"}},
-                )
-            )
-            assert "capabilities" in right["result"]
-            client.send(notification("initialized", {}))
-            client.alive()
-            client.send(notification("exit"))
-            assert proc.wait(TIMEOUT) == 1
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-    assert "s3cr3t-token-value" not in (tmp_path / "server.log").read_text(errors="replace")
 
 
 # -- fuzz: one server, many random frames ----------------------------------------------------------
