@@ -26,6 +26,10 @@ class Sampling:
     """Seed for reproducible sampling when temperature > 0."""
     allowed_token_ids: tuple[int, ...] = ()
     """When given, every generated token is one of these (constrained healing asks for one)."""
+    priority: int = 0
+    """Scheduling priority, lower first: ghost text a user waits for is 0, a prefetch 1. The
+    in-process engine schedules by it (vLLM `scheduling_policy="priority"`); a remote server
+    is not sent it (vLLM refuses a priority unless the server was started with that policy)."""
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> 
         "enable_expert_parallel": vc.enable_expert_parallel,
         "trust_remote_code": vc.trust_remote_code,
         "disable_log_stats": True,
+        # Interactive requests before prefetches (Sampling.priority), across all sessions.
+        "scheduling_policy": "priority",
     }
     block = vc.block_size if vc.block_size is not None else (32 if on_cpu else None)
     if block is not None:
@@ -170,7 +172,12 @@ class VllmEngine:
         finished = False
         first = True
         try:
-            gen = llm.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params, request_id)
+            gen = llm.generate(
+                TokensPrompt(prompt_token_ids=list(prompt_ids)),
+                params,
+                request_id,
+                priority=sampling.priority,
+            )
             async for out in gen:
                 comp = out.outputs[0]
                 n = len(comp.token_ids)

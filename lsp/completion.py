@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 LOGGED_PROMPT_CHARS = 2000
 """Characters of text before the cursor logged with `logPrompts` on."""
+PREFETCH_PRIORITY = 1
+"""Engine priority of a prefetch (nobody waits for it): after every request someone waits for,
+in every session (the engine's requests are lower-first)."""
 GHOST_TEXT_INTERVAL = 0.05
 """Seconds between two moe/ghostText notifications of one request."""
 
@@ -271,7 +274,8 @@ async def _generate(
     if isinstance(prepared, Outcome):
         return None if wait is Wait.NONE else session.fresh(snap, prepared)
     reader = Reader(plan(prepared.prompt, c.hot_streak_tokens), syntax_stop=c.syntax_stop)
-    streak = _streak(session, snap, engine, prepared, reader)
+    priority = PREFETCH_PRIORITY if wait is Wait.NONE else 0
+    streak = _streak(session, snap, engine, prepared, reader, priority)
     session.streaks.put(snap.uri, streak)
     if wait is Wait.NONE:
         return None
@@ -316,7 +320,12 @@ async def _generate(
 
 
 def _streak(
-    session: Session, snap: Snapshot, engine: Engine, prepared: Prepared, reader: Reader
+    session: Session,
+    snap: Snapshot,
+    engine: Engine,
+    prepared: Prepared,
+    reader: Reader,
+    priority: int,
 ) -> Streak:
     """Start the engine on the reader's streamed prompt, anchored at the cursor."""
     c = session.settings.completion
@@ -333,7 +342,12 @@ def _streak(
         session.send_ghost_text(snap, holder[0], gen.finished)
 
     gen = Generation(
-        engine, reader.plan.streamed, timeout=c.timeout_seconds, stop=reader.stop, on_text=on_text
+        engine,
+        reader.plan.streamed,
+        timeout=c.timeout_seconds,
+        stop=reader.stop,
+        priority=priority,
+        on_text=on_text,
     )
     streak = Streak.at(gen, reader, snap.prefix, snap.suffix)
     streak.prepared = prepared

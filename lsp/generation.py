@@ -27,6 +27,7 @@ class Generation:
         *,
         timeout: float,
         stop: StopCheck | None = None,
+        priority: int = 0,
         on_text: Callable[[Generation], None] | None = None,
     ) -> None:
         self.prompt = prompt
@@ -46,6 +47,7 @@ class Generation:
         """What the engine raised, when `reason` is 'error'."""
         self._engine = engine
         self._timeout = timeout
+        self._priority = priority
         self._check = stop
         """When the text is whole (the prompts-side reader's rule); None: run to the limit."""
         self._on_text = on_text
@@ -103,6 +105,7 @@ class Generation:
                         max_tokens=1,
                         allowed_token_ids=prompt.heal_token_ids,
                         stop_token_ids=prompt.stop_token_ids,
+                        priority=self._priority,
                     )
                     chosen: tuple[int, ...] = ()
                     stream = self._engine.stream(self.request_id + "-heal", ids, first)
@@ -117,7 +120,10 @@ class Generation:
                     else:  # the engine does not report ids: ask again without the constraint
                         self.raw, self.tokens = "", 0
                 sampling = Sampling(
-                    max_tokens=max_tokens, stop=prompt.stop, stop_token_ids=prompt.stop_token_ids
+                    max_tokens=max_tokens,
+                    stop=prompt.stop,
+                    stop_token_ids=prompt.stop_token_ids,
+                    priority=self._priority,
                 )
                 stream = self._engine.stream(self.request_id, ids, sampling)
                 async with aclosing(stream) as deltas:

@@ -96,6 +96,7 @@ async def test_the_engine_runs_the_planned_prompt(
     await complete(session, open_at(session, document), Wait.WHOLE)
     _, _, sampling = engine.requests[-1]
     assert sampling.max_tokens == max_tokens
+    assert sampling.priority == 0  # someone waits for it
     streak = session.streaks.get(URI)
     assert streak is not None and str(streak.gen.prompt.mode) == streamed_mode
     session.close()
@@ -158,6 +159,7 @@ async def test_a_prefetch_starts_a_streak_and_answers_nothing(tok) -> None:
     assert session.counts["prefetched"] == 1 and session.streaks.get(URI) is not None
     served = await complete(session, snap, Wait.FIRST)
     assert served is not None and served.text == "1" and len(engine.requests) == 1
+    assert engine.requests[0][2].priority == 1  # after every request someone waits for
     session.close()
 
 

@@ -123,7 +123,12 @@ def test_validate_ok(model_dir: Path) -> None:
         (
             EngineConfig(),
             True,
-            {"block_size": 32, "enforce_eager": True, "enable_prefix_caching": True},
+            {
+                "block_size": 32,
+                "enforce_eager": True,
+                "enable_prefix_caching": True,
+                "scheduling_policy": "priority",
+            },
         ),
         (EngineConfig(), False, {"enforce_eager": False, "kv_cache_memory_bytes": 1024**3}),
         (vllm(gpu_memory_utilization=0.8), False, {"gpu_memory_utilization": 0.8}),
