@@ -1,25 +1,30 @@
-/** VS Code glue: starts moe-lsp, shows its state, gates completions by language. */
+/** VS Code glue: starts moe-lsp (by default `moe-lsp connect`: the user's shared server), shows
+ * its state, gates completions by language, sends completion-setting changes live. */
 import * as fs from "node:fs";
 import * as vscode from "vscode";
 import {
+  DidChangeConfigurationNotification,
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
   State,
   TransportKind,
 } from "vscode-languageclient/node";
-import { buildInitializationOptions, MoeSettings } from "./logic/initOptions";
+import { MoeSettings } from "./logic/initOptions";
 import { isLanguageEnabled, LanguageRules, toggleLanguage } from "./logic/languages";
-import { findServerCommand } from "./logic/serverCommand";
+import { classifyChange, LaunchPlan, planLaunch } from "./logic/launch";
+import { findServerCommand, ServerCommand } from "./logic/serverCommand";
 import { EngineState, formatStats, formatStatus, lastTotalMs, parseState } from "./logic/status";
 
 const SECTION = "moeLsp";
 const REMOTE_TOKEN_KEY = "moeLsp.remoteToken";
-/** Settings whose change needs a new server (they are initializationOptions or the command). */
-const RESTART_KEYS = ["server", "engine", "completion", "logPrompts"].map((k) => `${SECTION}.${k}`);
+/** Settings that reach the server; what a change to them needs is `classifyChange`'s call. */
+const SERVER_KEYS = ["server", "engine", "completion", "logPrompts"].map((k) => `${SECTION}.${k}`);
 const STATS_DELAY_MS = 400;
 
 let client: LanguageClient | undefined;
+/** The plan the running client was started with (updated when settings are sent live). */
+let running: LaunchPlan | undefined;
 let log: vscode.LogOutputChannel;
 let statusItem: vscode.StatusBarItem;
 let engineState: EngineState = "stopped";
@@ -104,12 +109,13 @@ function scheduleStats(): void {
   }, STATS_DELAY_MS);
 }
 
-async function startClient(): Promise<void> {
-  const folders = (vscode.workspace.workspaceFolders ?? [])
-    .filter((f) => f.uri.scheme === "file")
-    .map((f) => f.uri.fsPath);
+function workspaceFolders(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
+}
+
+function findServer(folders: string[]): ServerCommand | undefined {
   const c = config();
-  const found = findServerCommand({
+  return findServerCommand({
     configuredCommand: c.get<string>("server.command"),
     configuredArgs: c.get<string[]>("server.args"),
     workspaceFolders: folders,
@@ -117,6 +123,11 @@ async function startClient(): Promise<void> {
     platform: process.platform,
     isExecutable,
   });
+}
+
+async function startClient(): Promise<void> {
+  const folders = workspaceFolders();
+  const found = findServer(folders);
   if (!found) {
     engineState = "failed";
     engineMessage = "moe-lsp not found";
@@ -132,19 +143,33 @@ async function startClient(): Promise<void> {
       });
     return;
   }
-  const initializationOptions = buildInitializationOptions(readSettings());
-  log.info(`starting ${found.command} ${found.args.join(" ")} (from ${found.source})`);
-  log.info(`initializationOptions: ${JSON.stringify(initializationOptions)}`);
+  const plan = planLaunch(found, readSettings());
+  running = plan;
+  log.info(`starting ${plan.command} ${plan.args.join(" ")} (from ${found.source})`);
+  log.info(`initializationOptions: ${JSON.stringify(plan.initializationOptions)}`);
+  if (plan.mode === "connect") {
+    log.info(
+      "connect: the shared server keeps the engine it started with until it exits idle; " +
+        "new engine settings need that server restarted.",
+    );
+  }
+  if (plan.problems.length > 0) {
+    for (const p of plan.problems) log.warn(p);
+    void vscode.window.showWarningMessage(`moe-lsp: ${plan.problems.join(" ")}`, "Open Settings").then((choice) => {
+      if (choice) void vscode.commands.executeCommand("workbench.action.openSettings", "moeLsp.engine");
+    });
+  }
 
   const serverOptions: ServerOptions = {
-    command: found.command,
-    args: found.args,
+    command: plan.command,
+    args: plan.args,
     transport: TransportKind.stdio,
     options: { cwd: folders[0] },
   };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
-    initializationOptions,
+    // A function: the client's own restarts (after a crash) send the settings of now.
+    initializationOptions: () => running?.initializationOptions ?? plan.initializationOptions,
     outputChannel: log,
     middleware: {
       provideInlineCompletionItems: async (document, position, context, token, next) => {
@@ -196,6 +221,7 @@ async function startClient(): Promise<void> {
 async function stopClient(): Promise<void> {
   const c = client;
   client = undefined;
+  running = undefined;
   if (c) {
     try {
       await c.stop();
@@ -209,6 +235,51 @@ async function restart(): Promise<void> {
   await stopClient();
   lastMs = undefined;
   await startClient();
+}
+
+/** A setting that reaches the server changed: send it live, or restart the client. */
+async function onServerSettingsChanged(): Promise<void> {
+  const before = running;
+  if (!before || !client) {
+    log.info("settings changed: starting moe-lsp");
+    await restart();
+    return;
+  }
+  const found = findServer(workspaceFolders());
+  if (!found) {
+    await restart();
+    return;
+  }
+  const after = planLaunch(found, readSettings());
+  const change = classifyChange(before, after);
+  switch (change.kind) {
+    case "none":
+      return;
+    case "update":
+      if (!client.isRunning()) {
+        running = after;
+        return;
+      }
+      log.info(`settings changed: sending ${JSON.stringify(change.settings)}`);
+      running = after;
+      try {
+        await client.sendNotification(DidChangeConfigurationNotification.type, { settings: change.settings });
+      } catch (err) {
+        log.warn(`workspace/didChangeConfiguration failed (${err}): restarting moe-lsp`);
+        await restart();
+      }
+      return;
+    case "restart":
+      log.info(`settings changed (${change.reason}): restarting moe-lsp`);
+      if (after.mode === "connect" && before.mode === "connect" && change.reason.startsWith("engine")) {
+        log.info(
+          "connect reconnects to the running shared server, which keeps its model until it exits idle; " +
+            "stop that server for new engine settings to apply.",
+        );
+      }
+      await restart();
+      return;
+  }
 }
 
 async function showStats(): Promise<void> {
@@ -282,9 +353,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("moeLsp.setRemoteToken", () => setRemoteToken(context)),
     vscode.window.onDidChangeActiveTextEditor(() => updateStatus()),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (RESTART_KEYS.some((k) => e.affectsConfiguration(k))) {
-        log.info("settings changed: restarting moe-lsp");
-        void restart();
+      if (SERVER_KEYS.some((k) => e.affectsConfiguration(k))) {
+        void onServerSettingsChanged();
       } else if (e.affectsConfiguration(SECTION)) {
         updateStatus();
       }

@@ -17,7 +17,7 @@ test("configured absolute command wins and keeps args", () => {
 test("configured relative path resolves against the first workspace folder", () => {
   const r = findServerCommand({ ...base, configuredCommand: "./tools/moe-lsp", workspaceFolders: ["/ws/a", "/ws/b"] });
   assert.equal(r?.command, "/ws/a/tools/moe-lsp");
-  assert.deepEqual(r?.args, ["serve"]);
+  assert.deepEqual(r?.args, ["connect"]);
 });
 
 test("configured bare name is left for PATH lookup by the OS", () => {
@@ -33,7 +33,7 @@ test("blank setting falls through to the workspace .venv", () => {
     pathEnv: "/usr/bin",
     isExecutable: (f) => f === "/ws/b/.venv/bin/moe-lsp" || f === "/usr/bin/moe-lsp",
   });
-  assert.deepEqual(r, { command: "/ws/b/.venv/bin/moe-lsp", args: ["serve"], source: "workspace" });
+  assert.deepEqual(r, { command: "/ws/b/.venv/bin/moe-lsp", args: ["connect"], source: "workspace" });
 });
 
 test("first workspace folder with a .venv wins", () => {
@@ -52,7 +52,7 @@ test("PATH is searched in order after the workspace", () => {
     pathEnv: "/usr/local/bin::/home/u/.local/bin:/usr/bin",
     isExecutable: (f) => f === "/home/u/.local/bin/moe-lsp" || f === "/usr/bin/moe-lsp",
   });
-  assert.deepEqual(r, { command: "/home/u/.local/bin/moe-lsp", args: ["serve"], source: "path" });
+  assert.deepEqual(r, { command: "/home/u/.local/bin/moe-lsp", args: ["connect"], source: "path" });
 });
 
 test("nothing found gives undefined", () => {

@@ -4,7 +4,7 @@ import * as path from "node:path";
 export interface ServerCommandInput {
   /** `moeLsp.server.command`; empty or blank means "find it". */
   configuredCommand?: string;
-  /** `moeLsp.server.args`; undefined means the default `["serve"]`. */
+  /** `moeLsp.server.args`; undefined means the default `["connect"]`. */
   configuredArgs?: string[];
   /** File-system paths of the open workspace folders, in order. */
   workspaceFolders: string[];
@@ -23,7 +23,8 @@ export interface ServerCommand {
   source: "setting" | "workspace" | "path";
 }
 
-export const DEFAULT_ARGS = ["serve"];
+/** The user's shared server (one engine for every window), started on first use. */
+export const DEFAULT_ARGS = ["connect"];
 
 /** Relative locations of the server inside a workspace folder (after `make setup`). */
 export function venvCandidates(platform: string): string[] {
