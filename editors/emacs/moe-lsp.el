@@ -2,8 +2,16 @@
 
 ;; Load this file from your init file (or copy its forms there):
 ;;
-;;   (setq moe-lsp-command '("/path/to/moe-lsp/.venv/bin/moe-lsp" "serve"))
+;;   (setq moe-lsp-command '("/path/to/moe-lsp/.venv/bin/moe-lsp" "connect"))
 ;;   (load "/path/to/moe-lsp/editors/emacs/moe-lsp.el")
+;;
+;; `moe-lsp connect' reaches your shared server (one model for every editor window, on a
+;; private unix socket) and starts it in the background when none answers; it exits after
+;; 10 minutes with no editor connected.  Engine settings are its flags, e.g.
+;;   '("moe-lsp" "connect" "--kv-cache-gib" "2" "--idle-exit" "60")
+;; and apply only when `connect' starts the server: a running shared server keeps its model
+;; until it exits idle.  For a server of this Emacs's own (its own model, engine settings
+;; in initializationOptions), use "serve" instead of "connect".
 ;;
 ;; eglot (built into Emacs 29+; on Emacs 28 the `eglot' package, Debian `elpa-eglot'):
 ;;   M-x eglot in a Python buffer, or (add-hook 'python-mode-hook #'eglot-ensure).
@@ -19,8 +27,10 @@
 
 ;;; Code:
 
-(defvar moe-lsp-command '("moe-lsp" "serve")
+(defvar moe-lsp-command '("moe-lsp" "connect")
   "The program that starts the moe-lsp server, and its arguments.
+\"connect\" (the default): the user's shared server, started on first use; engine
+settings are flags after it.  \"serve\": a server of this Emacs's own.
 Set it before this file is loaded.")
 
 (defvar moe-lsp-status nil

@@ -1,5 +1,7 @@
 -- moe-lsp for Neovim: starts the server through vim.lsp and shows its inline completions.
 -- Neovim 0.12+: the built-in vim.lsp.inline_completion. Neovim 0.10/0.11: ghost text drawn here.
+-- By default the server is `moe-lsp connect`: the user's shared server (one model for every
+-- editor), started on first use; engine settings are its command-line flags.
 local M = {}
 
 local NAME = "moe_lsp"
@@ -7,8 +9,11 @@ local ns = vim.api.nvim_create_namespace("moe_lsp_ghost")
 local has_011 = vim.fn.has("nvim-0.11") == 1
 
 M.config = {
-  cmd = { "moe-lsp", "serve" },
+  cmd = { "moe-lsp", "connect" },
   filetypes = { "python", "javascript", "typescript", "typescriptreact", "go", "rust", "java", "c", "cpp" },
+  -- Engine settings (camelCase, as the server's engine.* keys). With `connect`: command-line
+  -- flags (see ENGINE_FLAGS); with `serve`: initializationOptions.engine.
+  engine = {},
   init_options = {},
   root_markers = { ".git" },
   debounce_ms = 75,
@@ -31,6 +36,190 @@ M.server_status = { state = "starting", message = "" }
 local ghost = nil -- { buf, row, col, text, item, client_id, tick, mark }
 local pending = nil -- { client, id }
 local timer = nil
+
+---------------------------------------------------------------------------------------------
+-- the server command
+
+-- Every engine setting `moe-lsp connect` has a flag for, in the order the flags are given.
+-- kind: "string" | "url" | "number" (above min) | "integer" (at least min, multiple of step) |
+-- "boolean" | "dtype". The ranges are the server's own checks.
+local ENGINE_FLAGS = {
+  { key = "model", flag = "--model", kind = "string" },
+  { key = "dtype", flag = "--dtype", kind = "dtype" },
+  { key = "maxModelLen", flag = "--max-model-len", kind = "integer", min = 256,
+    what = "a whole number of tokens, at least 256" },
+  { key = "kvCacheGib", flag = "--kv-cache-gib", kind = "number", min = 0, what = "a number of GiB above 0" },
+  { key = "blockSize", flag = "--block-size", kind = "integer", min = 16, step = 16,
+    what = "a positive multiple of 16" },
+  { key = "tensorParallelSize", flag = "--tensor-parallel-size", kind = "integer", min = 1,
+    what = "a whole number, at least 1" },
+  { key = "pipelineParallelSize", flag = "--pipeline-parallel-size", kind = "integer", min = 1,
+    what = "a whole number, at least 1" },
+  { key = "dataParallelSize", flag = "--data-parallel-size", kind = "integer", min = 1,
+    what = "a whole number, at least 1" },
+  { key = "enableExpertParallel", flag = "--enable-expert-parallel", kind = "boolean" },
+  { key = "url", flag = "--engine-url", kind = "url" },
+  { key = "tokenizer", flag = "--engine-tokenizer", kind = "string" },
+  { key = "apiKeyFile", flag = "--engine-api-key-file", kind = "string" },
+}
+M.ENGINE_FLAGS = ENGINE_FLAGS
+local DTYPES = { "auto", "bfloat16", "float16", "float32" }
+local BOOLEAN_WORDS = { "true", "false", "yes", "no", "on", "off", "1", "0" }
+
+local function unset(v)
+  return v == nil or v == vim.NIL or (type(v) == "string" and vim.trim(v) == "")
+end
+
+local function shown(v)
+  if type(v) == "string" then
+    return ("the string '%s'"):format(v)
+  end
+  return vim.inspect(v)
+end
+
+-- Why `v` cannot be the value of `spec`'s flag (nil when it can).
+local function flag_problem(spec, v)
+  local k = spec.kind
+  if k == "boolean" then
+    if type(v) == "boolean" then
+      return nil
+    end
+    if type(v) == "string" and vim.tbl_contains(BOOLEAN_WORDS, vim.trim(v):lower()) then
+      return "must be true or false (a Lua boolean), not " .. shown(v)
+    end
+    return "must be true or false, not " .. shown(v)
+  elseif k == "number" or k == "integer" then
+    local what = spec.what or (k == "integer" and "a whole number" or "a number")
+    if type(v) ~= "number" then
+      return ("must be %s, not %s"):format(what, shown(v))
+    end
+    local bad = v ~= v or v == math.huge or v == -math.huge
+      or (k == "integer" and math.floor(v) ~= v)
+      or (k == "number" and v <= spec.min)
+      or (k == "integer" and v < spec.min)
+      or (spec.step and v % spec.step ~= 0)
+    if bad then
+      return ("must be %s, not %s"):format(what, tostring(v))
+    end
+    return nil
+  elseif k == "dtype" then
+    if type(v) == "string" and vim.tbl_contains(DTYPES, vim.trim(v)) then
+      return nil
+    end
+    return ("must be one of %s, not %s"):format(table.concat(DTYPES, ", "), shown(v))
+  elseif k == "url" then
+    if type(v) ~= "string" then
+      return "must be a string, not " .. shown(v)
+    end
+    local u = vim.trim(v)
+    if not (u:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") and not u:find("%s")) then
+      return ("must be an http:// or https:// URL with a host, not '%s'"):format(v)
+    end
+    return nil
+  else -- string
+    if type(v) ~= "string" then
+      return "must be a string, not " .. shown(v)
+    end
+    if v:find("[%z\r\n]") then
+      return "must be one line of text"
+    end
+    return nil
+  end
+end
+
+local function flag_value(v)
+  if type(v) == "string" then
+    return vim.trim(v)
+  end
+  if math.floor(v) == v and math.abs(v) < 2 ^ 53 then
+    return ("%d"):format(v)
+  end
+  return tostring(v)
+end
+
+--- `moe-lsp connect` flags for the engine settings `engine` (camelCase keys). Returns the flags
+--- (`--flag=value`, so a value starting with "-" stays a value; booleans are bare flags) and a
+--- list of problems: a value of the wrong type or out of range, or a key `connect` has no flag
+--- for, is dropped with one sentence.
+function M.engine_args(engine)
+  local args, problems = {}, {}
+  if engine == nil or engine == vim.NIL then
+    return args, problems
+  end
+  if type(engine) ~= "table" or (next(engine) ~= nil and vim.islist and vim.islist(engine)) then
+    return args, { "engine must be a table of settings; ignored." }
+  end
+  local known = {}
+  for _, spec in ipairs(ENGINE_FLAGS) do
+    known[spec.key] = true
+    local v = engine[spec.key]
+    if not unset(v) then
+      local problem = flag_problem(spec, v)
+      if problem then
+        problems[#problems + 1] = ("engine.%s %s; ignored."):format(spec.key, problem)
+      elseif spec.kind == "boolean" then
+        if v then
+          args[#args + 1] = spec.flag
+        end
+      else
+        args[#args + 1] = spec.flag .. "=" .. flag_value(v)
+      end
+    end
+  end
+  local unknown = {}
+  for key, v in pairs(engine) do
+    -- backend "openai" is what --engine-url selects; "vllm" is the default.
+    local implied = key == "backend" and (v == "vllm" or (v == "openai" and type(engine.url) == "string"))
+    if not known[key] and not unset(v) and not implied then
+      unknown[#unknown + 1] = "engine." .. tostring(key)
+    end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    problems[#problems + 1] = ("%s: `moe-lsp connect` has no flag for %s; ignored. "
+      .. "Use cmd = { \"moe-lsp\", \"serve\" } to pass it in initializationOptions.")
+      :format(table.concat(unknown, ", "), #unknown == 1 and "this setting" or "these settings")
+  end
+  return args, problems
+end
+
+--- "connect" or "serve": the first of the two words in `cmd` (a list); nil for neither.
+function M.server_mode(cmd)
+  if type(cmd) ~= "table" then
+    return nil
+  end
+  for i = 2, #cmd do
+    if cmd[i] == "connect" or cmd[i] == "serve" then
+      return cmd[i]
+    end
+  end
+  return nil
+end
+
+--- The command, initializationOptions and problems for a config. With `connect`, the engine
+--- settings (`engine`, over `init_options.engine`) are flags after `cmd` and no engine is sent;
+--- otherwise they are `init_options.engine`.
+function M.server_cmd(cfg)
+  local init = vim.deepcopy(cfg.init_options or {})
+  local engine = vim.tbl_extend("force", {}, type(init.engine) == "table" and init.engine or {},
+    type(cfg.engine) == "table" and cfg.engine or {})
+  if M.server_mode(cfg.cmd) ~= "connect" then
+    if next(engine) ~= nil then
+      init.engine = engine
+    end
+    return cfg.cmd, init, {}
+  end
+  init.engine = nil
+  local args, problems = M.engine_args(engine)
+  if cfg.engine ~= nil and type(cfg.engine) ~= "table" then
+    table.insert(problems, 1, "engine must be a table of settings; ignored.")
+  end
+  local cmd = vim.list_extend(vim.deepcopy(cfg.cmd), args)
+  return cmd, init, problems
+end
+
+-- The resolved command and initializationOptions (set by setup).
+local server = nil
 
 ---------------------------------------------------------------------------------------------
 -- helpers
@@ -417,12 +606,15 @@ M._attach = attach_ghost
 
 function M.start(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local cfg = M.config
+  if not server then
+    local cmd, init = M.server_cmd(M.config)
+    server = { cmd = cmd, init_options = init }
+  end
   local client_id = vim.lsp.start({
     name = NAME,
-    cmd = cfg.cmd,
+    cmd = server.cmd,
     root_dir = root_dir(bufnr),
-    init_options = cfg.init_options,
+    init_options = server.init_options,
     handlers = {
       ["moe/status"] = function(_, params)
         M.server_status = params or M.server_status
@@ -449,6 +641,11 @@ function M.setup(opts)
   local keys = vim.tbl_extend("force", M.config.keys, opts.keys or {})
   M.config = vim.tbl_extend("force", M.config, opts)
   M.config.keys = keys
+  local cmd, init, problems = M.server_cmd(M.config)
+  server = { cmd = cmd, init_options = init }
+  if #problems > 0 then
+    vim.notify("moe-lsp: " .. table.concat(problems, " "), vim.log.levels.WARN)
+  end
   vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
   set_keys(keys)
   local group = vim.api.nvim_create_augroup("moe_lsp", { clear = true })
