@@ -228,6 +228,7 @@ class Session:
         self.last = {
             "mode": str(outcome.prompt.mode) if outcome.prompt else "none",
             "profile": outcome.prompt.profile if outcome.prompt else None,
+            "snippets": outcome.prompt.snippets if outcome.prompt else 0,
             "finishReason": outcome.finish_reason,
             "at": time.time(),
             **{camel(k): v for k, v in asdict(outcome.timings).items()},
