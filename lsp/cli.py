@@ -56,6 +56,20 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pipeline-parallel-size", type=int)
     g.add_argument("--data-parallel-size", type=int)
     g.add_argument("--enable-expert-parallel", action="store_true", default=None)
+    g.add_argument(
+        "--distributed-executor-backend",
+        choices=["mp", "ray"],
+        help="'ray' to spread the engine over several nodes of a Ray cluster",
+    )
+    g.add_argument(
+        "--gpu-memory-utilization", type=float, help="share of each GPU vLLM may take (0-1]"
+    )
+    g.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="let the model folder run its own code (only for models you trust)",
+    )
     r = p.add_argument_group("remote engine (an OpenAI-compatible server such as `vllm serve`)")
     for flag, (_, metavar, env, text) in REMOTE_FLAGS.items():
         default = (os.environ.get(env) or None) if env else None
@@ -78,6 +92,9 @@ def _settings_from(args: argparse.Namespace) -> ServerSettings:
             "pipeline_parallel_size",
             "data_parallel_size",
             "enable_expert_parallel",
+            "distributed_executor_backend",
+            "gpu_memory_utilization",
+            "trust_remote_code",
         )
         if (v := getattr(args, k, None)) is not None
     }

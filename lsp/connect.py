@@ -79,12 +79,16 @@ def connect_or_start(
         sock = try_connect(path)
         if sock is not None:
             return sock
-        start_server(path, serve_args)
+        proc = start_server(path, serve_args)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             sock = try_connect(path)
             if sock is not None:
                 return sock
+            if proc.poll() is not None:
+                raise ConnectionError(
+                    f"the shared server exited at start: {_last_line(path.parent / SERVER_LOG)}"
+                )
             time.sleep(0.1)
     raise ConnectionError(
         f"the shared server did not start within {wait:.0f} s; see {path.parent / SERVER_LOG}"
@@ -115,6 +119,15 @@ def start_server(path: Path, serve_args: Sequence[str]) -> subprocess.Popen[byte
         )
     finally:
         log_file.close()
+
+
+def _last_line(log_file: Path) -> str:
+    """The last non-empty line of the server's log (its one-line reason for leaving)."""
+    try:
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1][-300:] if lines else "no log"
 
 
 def forward(sock: socket.socket, stdin: int, stdout: int) -> None:
