@@ -245,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {CONNECT_IDLE_SECONDS:.0f})",
     )
     conn.add_argument("--log-level", default="INFO", help="log level of a server it starts")
+    team = conn.add_argument_group("a team's server (instead of your own)")
+    team.add_argument("--remote", metavar="HOST:PORT", help="connect to a shared server over TCP")
+    team.add_argument("--tls", action="store_true", help="speak TLS to it (needed off loopback)")
+    team.add_argument("--tls-ca", metavar="FILE", help="CA certificate to trust (default: system)")
+    team.add_argument(
+        "--token-file", help="your token (default: $MOE_LSP_TOKEN); sent with initialize"
+    )
     _engine_flags(conn)
     conn.set_defaults(func=cmd_connect, parser=conn)
 

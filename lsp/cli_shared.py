@@ -144,8 +144,19 @@ def connect_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> l
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    """Forward stdio to the user's shared server, starting it if none answers."""
-    from .connect import run
+    """Forward stdio to the user's shared server (started if none answers), or to a team's."""
+    from .connect import run, run_remote
+
+    if args.remote:
+        token = None
+        if args.token_file:
+            try:
+                token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
+            except OSError as err:
+                print(f"moe-lsp connect: cannot read the token file: {err}", file=sys.stderr)
+                return 1
+        token = token or os.environ.get("MOE_LSP_TOKEN") or None
+        return run_remote(args.remote, tls=args.tls, ca_file=args.tls_ca, token=token)
 
     serve_args = connect_args(args.parser, args)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,13 +1,15 @@
 """`moe-lsp connect`: the stdio command editors run; it forwards to the user's shared server,
-starting that server in the background when none answers."""
+starting that server in the background when none answers, or to a team's server (`--remote`)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +25,12 @@ SERVER_LOG = "server.log"
 START_WAIT_SECONDS = 60.0
 """How long `connect` waits for a server it started to listen (the model loads after that)."""
 CHUNK = 64 * 1024
+TLS_LINGER_SECONDS = 5.0
+"""After the editor's end of input, how long a TLS connection still waits for answers."""
+MAX_HEADER = 8 * 1024
+"""Longest header of the first message `connect --remote` reads."""
+MAX_FIRST_MESSAGE = 16 * 1024 * 1024
+"""Largest first message (initialize) `connect --remote` reads to add the token."""
 
 
 def runtime_dir() -> Path:
@@ -130,13 +138,86 @@ def _last_line(log_file: Path) -> str:
     return lines[-1][-300:] if lines else "no log"
 
 
-def forward(sock: socket.socket, stdin: int, stdout: int) -> None:
-    """Copy stdin to the socket and the socket to stdout until either side ends."""
+def connect_remote(address: str, *, tls: bool, ca_file: str | None) -> socket.socket:
+    """A connection to a team's shared server at HOST:PORT, over TLS when asked."""
+    host, _, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit():
+        raise ConnectionError(f"--remote {address!r}: use HOST:PORT")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.settimeout(None)
+    if not tls:
+        return sock
+    context = ssl.create_default_context(cafile=ca_file)
+    return context.wrap_socket(sock, server_hostname=host)
+
+
+def with_token(message: bytes, token: str) -> bytes:
+    """The client's first message (initialize) with the token in initializationOptions.token;
+    anything that is not a JSON object is passed on as it is (the server refuses it)."""
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return message
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        return message
+    options = data["params"].get("initializationOptions")
+    options = dict(options) if isinstance(options, dict) else {}
+    options["token"] = token
+    data["params"]["initializationOptions"] = options
+    return json.dumps(data).encode()
+
+
+def _first_message(stdin: int) -> tuple[bytes, bytes] | None:
+    """Read the first framed message from stdin: (body, bytes read past it); None at the end."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = os.read(stdin, CHUNK)
+        if not data or len(buf) > MAX_HEADER:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = None
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    if length is None or length > MAX_FIRST_MESSAGE:
+        return None
+    while len(rest) < length:
+        data = os.read(stdin, CHUNK)
+        if not data:
+            return None
+        rest += data
+    return rest[:length], rest[length:]
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    """Hang up: a reader blocked on the socket sees its end."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def forward(sock: socket.socket, stdin: int, stdout: int, token: str | None = None) -> None:
+    """Copy stdin to the socket and the socket to stdout until either side ends; with a
+    `token`, it is put into the first message (initialize) on its way."""
 
     def upstream() -> None:
         with contextlib.suppress(OSError):
+            if token is not None:
+                first = _first_message(stdin)
+                if first is None:
+                    return
+                body, rest = first
+                body = with_token(body, token)
+                sock.sendall(b"Content-Length: %d\r\n\r\n%s%s" % (len(body), body, rest))
             while data := os.read(stdin, CHUNK):
                 sock.sendall(data)
+        if isinstance(sock, ssl.SSLSocket):
+            # TLS has no half-close (shutting down the write side ends TLS for reading too):
+            # give the server a moment to answer what was sent, then hang up.
+            threading.Timer(TLS_LINGER_SECONDS, _close_quietly, (sock,)).start()
+            return
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)  # the server sees end of input: the session ends
 
@@ -160,4 +241,19 @@ def run(socket_path: str | None, serve_args: Sequence[str]) -> int:
         print(f"moe-lsp connect: {err}", file=sys.stderr)
         return 1
     forward(sock, sys.stdin.fileno(), sys.stdout.fileno())
+    return 0
+
+
+def run_remote(address: str, *, tls: bool, ca_file: str | None, token: str | None) -> int:
+    """`moe-lsp connect --remote HOST:PORT`: forward stdio to a team's server, adding the
+    token to `initialize` (so it stays out of editor settings); 1 with a message on failure."""
+    if token is None:
+        print("moe-lsp connect: --remote needs --token-file or $MOE_LSP_TOKEN", file=sys.stderr)
+        return 1
+    try:
+        sock = connect_remote(address, tls=tls, ca_file=ca_file)
+    except (OSError, ConnectionError, ssl.SSLError) as err:
+        print(f"moe-lsp connect: cannot reach {address}: {err}", file=sys.stderr)
+        return 1
+    forward(sock, sys.stdin.fileno(), sys.stdout.fileno(), token)
     return 0
