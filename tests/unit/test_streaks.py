@@ -29,6 +29,8 @@ def reader() -> Reader:
 def generation(engine: ScriptedEngine, timeout: float = 5) -> Generation:
     """LINE's hot streak on `engine`, stopped by its reader's rules."""
     return Generation(engine, STREAK, timeout=timeout, stop=reader().stop)
+
+
 PIECES = ["total", " = 0", "\n    ", "for x", " in xs:", "\n        ", "total += x", "\n    "]
 PIECES += ["return total", "\n", "\n", "def", " g():"]
 
