@@ -1,8 +1,9 @@
 # ruff: noqa: E501  (the embedded Emacs Lisp)
 """Emacs in batch mode with editors/emacs/moe-lsp.el, against the real server, engine and model.
 
-eglot (and lsp-mode, where installed) start `moe-lsp serve` on a Python file; once the server
-reports `moe/status` ready, the client's completion-at-point function is asked for candidates
+eglot (and lsp-mode, where installed) start `moe-lsp connect` (the config's default) on a Python
+file, in a private socket folder per test, so `connect` starts a shared server of the test's
+own (stopped at the end); once the server reports `moe/status` ready, the client's completion-at-point function is asked for candidates
 at the cursor, the AI item is completed into the buffer, and the buffer is checked.
 Debian: `apt-get install emacs-nox elpa-eglot elpa-lsp-mode` (Emacs 28 has no built-in eglot).
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.e2e.test_editors_support import shared_server_space
 
 pytestmark = pytest.mark.e2e
 
@@ -161,11 +164,14 @@ def el(s: str) -> str:
 
 
 def server_command() -> list[str]:
-    """The `moe-lsp serve` a user puts in the config: the installed script, else the module."""
+    """The `moe-lsp connect` a user puts in the config (the installed script, else the module),
+    with a short idle exit so that the shared server it starts ends soon after the test."""
     script = Path(sys.executable).parent / "moe-lsp"
     if script.is_file() and os.access(script, os.X_OK):
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "moe_lsp.lsp.cli", "serve"]
+        command = [str(script)]
+    else:
+        command = [sys.executable, "-m", "moe_lsp.lsp.cli"]
+    return [*command, "connect", "--idle-exit", "5", "--max-model-len", "2048"]
 
 
 def has_package(emacs: str, feature: str, elpa: Path) -> bool:
@@ -216,32 +222,40 @@ def run_emacs(tmp_path: Path, feature: str, body: str) -> dict:
         + body
     )
     tag = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        # --batch reads no init file; site-start (Debian's load-path for packages) is kept.
-        [emacs, "--batch", "-l", str(driver)],
-        cwd=project,
-        env=dict(os.environ, MOE_LSP_EMACS_TEST=tag),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT_S + 60)
-    except subprocess.TimeoutExpired:
-        output = b""
-    finally:
+    with shared_server_space() as space:
+        proc = subprocess.Popen(
+            # --batch reads no init file; site-start (Debian's load-path for packages) is kept.
+            [emacs, "--batch", "-l", str(driver)],
+            cwd=project,
+            env=dict(os.environ, MOE_LSP_EMACS_TEST=tag, **space.env()),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        kill_tagged(tag)
+            output, _ = proc.communicate(timeout=TIMEOUT_S + 60)
+        except subprocess.TimeoutExpired:
+            output = b""
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        server_log = space.log_tail(10**7)
+    kill_tagged(tag)
     log = output.decode(errors="replace")
-    assert out.exists(), f"emacs wrote no result; output:\n{log[-3000:]}"
+    assert out.exists(), (
+        f"emacs wrote no result; output:\n{log[-3000:]}\nserver.log:\n{server_log[-3000:]}"
+    )
     r = json.loads(out.read_text())
     print(f"emacs {feature} result:", json.dumps(r))
-    assert r.get("error") is None, (r, log[-3000:])
+    assert r.get("error") is None, (r, log[-3000:], server_log[-3000:])
+    # Through `connect`: one shared server started on the private socket, with the flag given
+    # after `connect` reaching its engine.
+    assert server_log.count("listening on unix:" + str(space.socket)) == 1, server_log[-3000:]
+    assert "'max_model_len': 2048" in server_log, server_log[-3000:]
     return r
 
 
