@@ -261,3 +261,35 @@ def test_two_neovims_share_one_engine(tmp_path: Path) -> None:
     assert len(counts["connects"]) == 2, summary
     assert server_log.count("listening on unix:") == 1, server_log[-3000:]
     assert idle_exit, ("the shared server did not exit after --idle-exit", summary)
+
+
+def connect_engine_flags() -> set[str]:
+    """The engine flags of `moe-lsp connect` (the ones it passes to the server it starts)."""
+    import argparse
+
+    from moe_lsp.lsp.cli import build_parser
+
+    sub = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["connect"]
+    return {
+        action.option_strings[0]
+        for group in sub._action_groups
+        if group.title and group.title.startswith(("engine", "remote engine"))
+        for action in group._group_actions
+    }
+
+
+def test_editor_flag_tables_match_connect() -> None:
+    """The VS Code extension's and the Neovim plugin's engine-flag tables list exactly the
+    engine flags `moe-lsp connect` has."""
+    import re
+
+    editors = PLUGIN.parent
+    ts = (editors / "vscode" / "src" / "logic" / "engineFlags.ts").read_text()
+    lua_src = (PLUGIN / "lua" / "moe_lsp" / "init.lua").read_text()
+    table_ts = set(re.findall(r'flag: "(--[a-z-]+)"', ts))
+    table_lua = set(re.findall(r'flag = "(--[a-z-]+)"', lua_src))
+    expected = connect_engine_flags()
+    assert table_ts == expected, (sorted(table_ts ^ expected), "vscode")
+    assert table_lua == expected, (sorted(table_lua ^ expected), "neovim")

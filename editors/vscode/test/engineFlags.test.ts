@@ -24,6 +24,10 @@ const VALID: Array<[string, EngineSettings, string[]]> = [
   ["dataParallelSize", { extra: { dataParallelSize: 4 } }, ["--data-parallel-size=4"]],
   ["enableExpertParallel true is a bare flag", { extra: { enableExpertParallel: true } }, ["--enable-expert-parallel"]],
   ["enableExpertParallel false is no flag", { extra: { enableExpertParallel: false } }, []],
+  ["distributedExecutorBackend", { extra: { distributedExecutorBackend: "ray" } }, ["--distributed-executor-backend=ray"]],
+  ["gpuMemoryUtilization", { extra: { gpuMemoryUtilization: 0.9 } }, ["--gpu-memory-utilization=0.9"]],
+  ["gpuMemoryUtilization 1", { extra: { gpuMemoryUtilization: 1 } }, ["--gpu-memory-utilization=1"]],
+  ["trustRemoteCode true is a bare flag", { extra: { trustRemoteCode: true } }, ["--trust-remote-code"]],
   ["url", { extra: { url: "http://gpu-box:8000/v1" } }, ["--engine-url=http://gpu-box:8000/v1"]],
   ["url with backend openai", { extra: { backend: "openai", url: "https://h" } }, ["--engine-url=https://h"]],
   ["backend vllm is the default", { extra: { backend: "vllm" } }, []],
@@ -62,6 +66,10 @@ const INVALID: Array<[string, EngineSettings, RegExp]> = [
   ],
   ["enableExpertParallel 'off'", { extra: { enableExpertParallel: "off" } }, /a JSON boolean\), not the string 'off'/],
   ["enableExpertParallel 1", { extra: { enableExpertParallel: 1 } }, /enableExpertParallel must be true or false, not 1/],
+  ["distributedExecutorBackend unknown", { extra: { distributedExecutorBackend: "uni" } }, /distributedExecutorBackend must be one of mp, ray, not the string 'uni'/],
+  ["gpuMemoryUtilization above 1", { extra: { gpuMemoryUtilization: 90 } }, /gpuMemoryUtilization must be a number above 0 and at most 1, not 90/],
+  ["gpuMemoryUtilization 0", { extra: { gpuMemoryUtilization: 0 } }, /gpuMemoryUtilization must be a number above 0 and at most 1, not 0/],
+  ["trustRemoteCode 'yes'", { extra: { trustRemoteCode: "yes" } }, /trustRemoteCode must be true or false \(a JSON boolean\), not the string 'yes'/],
   ["url without scheme", { extra: { url: "gpu-box:8000" } }, /extra\.url must be an http:\/\/ or https:\/\/ URL with a host, not 'gpu-box:8000'/],
   ["url file scheme", { extra: { url: "file:///etc/passwd" } }, /url must be an http:\/\/ or https:\/\/ URL/],
   ["tokenizer not a string", { extra: { tokenizer: ["/a"] } }, /extra\.tokenizer must be a string, not \["\/a"\]/],
@@ -103,17 +111,18 @@ test("flags come in a fixed order, whatever the order of the keys", () => {
 });
 
 test("several unknown keys give one message naming them all", () => {
-  const r = engineFlags({ extra: { maxNumSeqs: 8, trustRemoteCode: true } });
+  const r = engineFlags({ extra: { maxNumSeqs: 8, speculativeConfig: { method: "ngram" } } });
   assert.deepEqual(r.args, []);
   assert.equal(r.problems.length, 1);
-  assert.match(r.problems[0], /extra\.maxNumSeqs, moeLsp\.engine\.extra\.trustRemoteCode: .* these settings/);
+  assert.match(r.problems[0], /extra\.maxNumSeqs, moeLsp\.engine\.extra\.speculativeConfig: .* these settings/);
 });
 
 test("every flag is one `moe-lsp connect --help` lists", () => {
   // The connect command's engine flags (lsp/cli.py `_engine_flags`), kept in step by hand.
   const connectHelp = [
     "--model", "--dtype", "--max-model-len", "--kv-cache-gib", "--block-size", "--tensor-parallel-size",
-    "--pipeline-parallel-size", "--data-parallel-size", "--enable-expert-parallel", "--engine-url",
+    "--pipeline-parallel-size", "--data-parallel-size", "--enable-expert-parallel", "--distributed-executor-backend",
+    "--gpu-memory-utilization", "--trust-remote-code", "--engine-url",
     "--engine-tokenizer", "--engine-api-key-file",
   ];
   assert.deepEqual(Object.values(ENGINE_FLAGS).map((s) => s.flag).sort(), [...connectHelp].sort());

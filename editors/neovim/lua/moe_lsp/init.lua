@@ -41,11 +41,11 @@ local timer = nil
 -- the server command
 
 -- Every engine setting `moe-lsp connect` has a flag for, in the order the flags are given.
--- kind: "string" | "url" | "number" (above min) | "integer" (at least min, multiple of step) |
--- "boolean" | "dtype". The ranges are the server's own checks.
+-- kind: "string" | "url" | "number" (above min, at most max) | "integer" (at least min, multiple
+-- of step) | "boolean" | "choice" (one of choices). The ranges are the server's own checks.
 local ENGINE_FLAGS = {
   { key = "model", flag = "--model", kind = "string" },
-  { key = "dtype", flag = "--dtype", kind = "dtype" },
+  { key = "dtype", flag = "--dtype", kind = "choice", choices = { "auto", "bfloat16", "float16", "float32" } },
   { key = "maxModelLen", flag = "--max-model-len", kind = "integer", min = 256,
     what = "a whole number of tokens, at least 256" },
   { key = "kvCacheGib", flag = "--kv-cache-gib", kind = "number", min = 0, what = "a number of GiB above 0" },
@@ -58,12 +58,16 @@ local ENGINE_FLAGS = {
   { key = "dataParallelSize", flag = "--data-parallel-size", kind = "integer", min = 1,
     what = "a whole number, at least 1" },
   { key = "enableExpertParallel", flag = "--enable-expert-parallel", kind = "boolean" },
+  { key = "distributedExecutorBackend", flag = "--distributed-executor-backend", kind = "choice",
+    choices = { "mp", "ray" } },
+  { key = "gpuMemoryUtilization", flag = "--gpu-memory-utilization", kind = "number", min = 0, max = 1,
+    what = "a number above 0 and at most 1" },
+  { key = "trustRemoteCode", flag = "--trust-remote-code", kind = "boolean" },
   { key = "url", flag = "--engine-url", kind = "url" },
   { key = "tokenizer", flag = "--engine-tokenizer", kind = "string" },
   { key = "apiKeyFile", flag = "--engine-api-key-file", kind = "string" },
 }
 M.ENGINE_FLAGS = ENGINE_FLAGS
-local DTYPES = { "auto", "bfloat16", "float16", "float32" }
 local BOOLEAN_WORDS = { "true", "false", "yes", "no", "on", "off", "1", "0" }
 
 local function unset(v)
@@ -97,16 +101,17 @@ local function flag_problem(spec, v)
       or (k == "integer" and math.floor(v) ~= v)
       or (k == "number" and v <= spec.min)
       or (k == "integer" and v < spec.min)
+      or (spec.max and v > spec.max)
       or (spec.step and v % spec.step ~= 0)
     if bad then
       return ("must be %s, not %s"):format(what, tostring(v))
     end
     return nil
-  elseif k == "dtype" then
-    if type(v) == "string" and vim.tbl_contains(DTYPES, vim.trim(v)) then
+  elseif k == "choice" then
+    if type(v) == "string" and vim.tbl_contains(spec.choices, vim.trim(v)) then
       return nil
     end
-    return ("must be one of %s, not %s"):format(table.concat(DTYPES, ", "), shown(v))
+    return ("must be one of %s, not %s"):format(table.concat(spec.choices, ", "), shown(v))
   elseif k == "url" then
     if type(v) ~= "string" then
       return "must be a string, not " .. shown(v)

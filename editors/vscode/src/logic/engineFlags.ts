@@ -23,7 +23,7 @@ export interface EngineFlags {
   problems: string[];
 }
 
-type Kind = "string" | "url" | "number" | "integer" | "boolean" | "dtype";
+type Kind = "string" | "url" | "number" | "integer" | "boolean" | "choice";
 
 interface FlagSpec {
   flag: string;
@@ -32,8 +32,12 @@ interface FlagSpec {
   min?: number;
   /** The number must be above `min`, not equal to it. */
   above?: boolean;
+  /** Most value for numbers (inclusive). */
+  max?: number;
   /** The integer must be a multiple of this. */
   multipleOf?: number;
+  /** The values a "choice" may take. */
+  choices?: readonly string[];
   /** What a valid value looks like, for messages. */
   hint?: string;
 }
@@ -46,7 +50,7 @@ export const DTYPES = ["auto", "bfloat16", "float16", "float32"];
  */
 export const ENGINE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   model: { flag: "--model", kind: "string" },
-  dtype: { flag: "--dtype", kind: "dtype" },
+  dtype: { flag: "--dtype", kind: "choice", choices: DTYPES },
   maxModelLen: { flag: "--max-model-len", kind: "integer", min: 256, hint: "a whole number of tokens, at least 256" },
   kvCacheGib: { flag: "--kv-cache-gib", kind: "number", min: 0, above: true, hint: "a number of GiB above 0" },
   blockSize: { flag: "--block-size", kind: "integer", min: 16, multipleOf: 16, hint: "a positive multiple of 16" },
@@ -54,6 +58,16 @@ export const ENGINE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   pipelineParallelSize: { flag: "--pipeline-parallel-size", kind: "integer", min: 1, hint: "a whole number, at least 1" },
   dataParallelSize: { flag: "--data-parallel-size", kind: "integer", min: 1, hint: "a whole number, at least 1" },
   enableExpertParallel: { flag: "--enable-expert-parallel", kind: "boolean" },
+  distributedExecutorBackend: { flag: "--distributed-executor-backend", kind: "choice", choices: ["mp", "ray"] },
+  gpuMemoryUtilization: {
+    flag: "--gpu-memory-utilization",
+    kind: "number",
+    min: 0,
+    above: true,
+    max: 1,
+    hint: "a number above 0 and at most 1",
+  },
+  trustRemoteCode: { flag: "--trust-remote-code", kind: "boolean" },
   url: { flag: "--engine-url", kind: "url" },
   tokenizer: { flag: "--engine-tokenizer", kind: "string" },
   apiKeyFile: { flag: "--engine-api-key-file", kind: "string" },
@@ -98,12 +112,15 @@ function problemWith(spec: FlagSpec, value: unknown): string | undefined {
       if (spec.min !== undefined && (spec.above ? value <= spec.min : value < spec.min)) {
         return `must be ${what}, not ${value}`;
       }
+      if (spec.max !== undefined && value > spec.max) return `must be ${what}, not ${value}`;
       if (spec.multipleOf !== undefined && value % spec.multipleOf !== 0) return `must be ${what}, not ${value}`;
       return undefined;
     }
-    case "dtype":
-      if (typeof value === "string" && DTYPES.includes(value.trim())) return undefined;
-      return `must be one of ${DTYPES.join(", ")}, not ${shown(value)}`;
+    case "choice": {
+      const choices = spec.choices ?? [];
+      if (typeof value === "string" && choices.includes(value.trim())) return undefined;
+      return `must be one of ${choices.join(", ")}, not ${shown(value)}`;
+    }
     case "url":
       if (typeof value !== "string") return `must be a string, not ${shown(value)}`;
       if (!/^https?:\/\/[^/\s]+/i.test(value.trim()) || /\s/.test(value.trim())) {
