@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from moe_lsp.inference.engine import Engine
-from moe_lsp.prompts.builder import NoCompletion, Request, build
+from moe_lsp.prompts.builder import NoCompletion, Request, Task, build
 from moe_lsp.prompts.profiles import ChatTemplate, Profile
 from moe_lsp.prompts.prompt import Mode, Prompt
 from moe_lsp.prompts.reader import Reader, plan
@@ -152,7 +152,7 @@ class Session(Protocol):
     max_inflight: int
 
     def count(self, name: str) -> None: ...
-    def request_for(self, snap: Snapshot) -> Request: ...
+    def request_for(self, snap: Snapshot, task: Task | None = None) -> Request: ...
     def claim(self, uri: str) -> asyncio.Task[Any] | None: ...
     def is_current(self, snap: Snapshot) -> bool: ...
     def fresh(self, snap: Snapshot, outcome: Outcome) -> Outcome | None: ...
@@ -166,31 +166,37 @@ async def complete(
     wait: Wait,
     *,
     on_partial: Callable[[str], None] | None = None,
+    job: Task | None = None,
 ) -> Outcome | None:
-    """The one completion path: every ghost text, list item, prefetch and eval task runs it.
+    """The one completion path: every ghost text, list item, prefetch, code action and eval
+    task runs it.
 
     Serves `snap` from the document's hot streak or the typing cache when they apply. Else it
     builds the prompt (prompts/builder.py), plans it (prompts/reader.py: the hot-streak form),
     starts a `Generation` that becomes the document's streak, and answers with what the reader
     calls the first answer. `on_partial` (with `Wait.WHOLE`) gets the first whole lines of a
-    multi-line completion while the rest comes. None: the engine is not ready, the request
-    failed, or the document changed meanwhile (an old version is never answered)."""
+    multi-line completion while the rest comes. `job`: a code action's task (prompts/
+    actions.py), run to its end beside the document's completions, never served from or as a
+    streak. None: the engine is not ready, the request failed, or the document changed
+    meanwhile (an old version is never answered)."""
     if wait is Wait.NONE:
-        return await _generate(session, snap, wait, on_partial)
-    task = asyncio.current_task()
+        return await _generate(session, snap, wait, on_partial, None)
+    key = _key(snap, job)
+    current = asyncio.current_task()
     try:
-        served = await _from_streak(session, snap, wait)
-        if served is not None:
-            session.count("from_streak")
-            return served
-        rest = session.typing.lookup(snap.uri, snap.prefix, snap.suffix)
-        if rest is not None:
-            session.count("from_cache")
-            return _served(rest, None, "typing")
-        if len(session.inflight) >= session.max_inflight and snap.uri not in session.inflight:
+        if job is None:
+            served = await _from_streak(session, snap, wait)
+            if served is not None:
+                session.count("from_streak")
+                return served
+            rest = session.typing.lookup(snap.uri, snap.prefix, snap.suffix)
+            if rest is not None:
+                session.count("from_cache")
+                return _served(rest, None, "typing")
+        if len(session.inflight) >= session.max_inflight and key not in session.inflight:
             session.count("throttled")  # one session cannot take the engine from the others
             return None
-        session.claim(snap.uri)
+        session.claim(key)
         if wait is Wait.FIRST:
             delay = session.debouncer.delay(snap.uri)
             if delay > 0:
@@ -199,10 +205,16 @@ async def complete(
                 session.latency.add("debounce", (time.perf_counter() - t0) * 1000)
                 if not session.is_current(snap):
                     return None
-        return await _generate(session, snap, wait, on_partial)
+        return await _generate(session, snap, wait, on_partial, job)
     finally:
-        if task is not None and session.inflight.get(snap.uri) is task:
-            del session.inflight[snap.uri]  # it holds running requests only
+        if current is not None and session.inflight.get(key) is current:
+            del session.inflight[key]  # it holds running requests only
+
+
+def _key(snap: Snapshot, job: Task | None) -> str:
+    """Where a request is kept (in flight, as a streak): its document, or its document's
+    code action, which neither replaces nor is replaced by the document's completions."""
+    return snap.uri if job is None else f"{snap.uri}#{job.kind}"
 
 
 async def _from_streak(session: Session, snap: Snapshot, wait: Wait) -> Outcome | None:
@@ -247,7 +259,11 @@ async def _from_streak(session: Session, snap: Snapshot, wait: Wait) -> Outcome 
 
 
 async def _generate(
-    session: Session, snap: Snapshot, wait: Wait, on_partial: Callable[[str], None] | None
+    session: Session,
+    snap: Snapshot,
+    wait: Wait,
+    on_partial: Callable[[str], None] | None,
+    job: Task | None,
 ) -> Outcome | None:
     """A new generation for `snap`, registered at once as the document's streak (a newer
     request whose text agrees with what it writes adopts it instead of starting over)."""
@@ -262,7 +278,7 @@ async def _generate(
     try:
         prepared = prepare(
             engine.tokenizer,
-            session.request_for(snap),
+            session.request_for(snap, job),
             c,
             profile,
             chat_template=getattr(engine, "chat_template", None),
@@ -273,10 +289,12 @@ async def _generate(
         return None
     if isinstance(prepared, Outcome):
         return None if wait is Wait.NONE else session.fresh(snap, prepared)
-    reader = Reader(plan(prepared.prompt, c.hot_streak_tokens), syntax_stop=c.syntax_stop)
+    streak_tokens = c.hot_streak_tokens if job is None else 0
+    reader = Reader(plan(prepared.prompt, streak_tokens), syntax_stop=c.syntax_stop)
     priority = PREFETCH_PRIORITY if wait is Wait.NONE else 0
     streak = _streak(session, snap, engine, prepared, reader, priority)
-    session.streaks.put(snap.uri, streak)
+    key = _key(snap, job)
+    session.streaks.put(key, streak)
     if wait is Wait.NONE:
         return None
     gen = streak.gen
@@ -301,9 +319,9 @@ async def _generate(
             await gen.wait(lambda _: streak.first_ready(False))
     except asyncio.CancelledError:
         session.count("cancelled")
-        newer = session.inflight.get(snap.uri)
-        if (newer is None or newer is task) and session.streaks.get(snap.uri) is streak:
-            session.streaks.drop(snap.uri)  # cancelled by the client, not superseded
+        newer = session.inflight.get(key)
+        if (newer is None or newer is task) and session.streaks.get(key) is streak:
+            session.streaks.drop(key)  # cancelled by the client, not superseded
         raise
     if gen.error is not None:
         session.count("failed")
@@ -313,8 +331,9 @@ async def _generate(
         session.count("stopped_by_syntax")
     text = streak.first_answer()
     streak.shown = text
-    if not text and gen.finished and session.streaks.get(snap.uri) is streak:
-        session.streaks.drop(snap.uri)  # nothing to serve later
+    if (job is not None or not text) and session.streaks.get(key) is streak:
+        if job is not None or gen.finished:
+            session.streaks.drop(key)  # nothing to serve later
     outcome = outcome_of(gen, prepared, text=text, log_prompts=session.settings.log_prompts)
     return session.fresh(snap, outcome)
 

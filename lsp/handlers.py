@@ -8,8 +8,13 @@ from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
+from pygls.exceptions import JsonRpcException
 
+from moe_lsp.prompts.actions import ActionKind
+
+from . import code_actions
 from .documents import PositionEncoding, Snapshot
+from .protocol import INVALID_PARAMS
 from .server import MoeLanguageServer
 from .session import word_before
 from .settings import SettingsError
@@ -22,6 +27,11 @@ ACCEPTED_COMMAND = "moe-lsp.accepted"
 """Command attached to each ghost text; the editor runs it when the user accepts (a local count,
 and the cue to prefetch the next completion). Arguments: [uri, kind], kind 'inline' or 'list';
 a client that reports partial accepts sends [uri, 'partial']."""
+REWRITE_COMMAND = "moe-lsp.rewrite"
+"""Rewrite a selection as instructed (chat models): arguments [uri, range, instruction]; the
+edit comes back as workspace/applyEdit."""
+ACTION_FAILED = -32803
+"""LSP RequestFailed: the action could not be resolved (the message says why)."""
 _CONVERTER = get_converter()
 
 
@@ -37,6 +47,15 @@ def register(server: MoeLanguageServer) -> None:
     server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(resolve_provider=False))(
         on_completion
     )
+    server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(
+            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.RefactorRewrite],
+            resolve_provider=True,
+        ),
+    )(on_code_action)
+    server.feature(lsp.CODE_ACTION_RESOLVE)(on_code_action_resolve)
+    server.command(REWRITE_COMMAND)(on_rewrite)
     server.feature(lsp.SHUTDOWN)(on_shutdown)
     server.command(ACCEPTED_COMMAND)(on_accepted)
     server.feature(STATS_REQUEST)(on_stats)
@@ -157,6 +176,100 @@ async def on_completion(ls: MoeLanguageServer, params: lsp.CompletionParams) -> 
     if not text:
         return lsp.CompletionList(is_incomplete=True, items=[])
     return lsp.CompletionList(is_incomplete=True, items=[completion_item(ls, snap, pos, text)])
+
+
+def on_code_action(ls: MoeLanguageServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    # Listed at once from the syntax tree; the model runs only when one is resolved.
+    r = params.range
+    diagnostics = [
+        (
+            (d.range.start.line, d.range.start.character),
+            (d.range.end.line, d.range.end.character),
+            d.message,
+        )
+        for d in params.context.diagnostics
+    ]
+    start, end = (r.start.line, r.start.character), (r.end.line, r.end.character)
+    found = code_actions.offers(ls.session, params.text_document.uri, start, end, diagnostics)
+    by_message = {d.message: d for d in params.context.diagnostics}
+    out = []
+    for offer in found:
+        fix = offer.action.kind is ActionKind.FIX
+        attached = by_message.get(offer.diagnostic[2]) if offer.diagnostic else None
+        out.append(
+            lsp.CodeAction(
+                title=f"moe-lsp: {offer.action.title}",
+                kind=lsp.CodeActionKind.QuickFix if fix else lsp.CodeActionKind.RefactorRewrite,
+                diagnostics=[attached] if attached is not None else None,
+                data=offer.data(),
+            )
+        )
+    return out
+
+
+async def on_code_action_resolve(ls: MoeLanguageServer, action: lsp.CodeAction) -> lsp.CodeAction:
+    # The model writes the edit now, with work-done progress; cancelling aborts it.
+    async with ls.progress(f"moe-lsp: {action.title.removeprefix('moe-lsp: ')}"):
+        try:
+            done = await code_actions.resolve(ls.session, action.data)
+        except code_actions.ActionError as err:
+            raise JsonRpcException(str(err), ACTION_FAILED) from None
+    action.edit = workspace_edit(done)
+    return action
+
+
+async def on_rewrite(ls: MoeLanguageServer, *args: Any) -> None:
+    flat = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
+    try:
+        uri, where, instruction = flat[0], flat[1], flat[2]
+        start = (where["start"]["line"], where["start"]["character"])
+        end = (where["end"]["line"], where["end"]["character"])
+        if not isinstance(uri, str) or not isinstance(instruction, str):
+            raise TypeError
+    except (IndexError, KeyError, TypeError):
+        raise JsonRpcException(
+            "moe-lsp.rewrite takes [uri, range, instruction].", INVALID_PARAMS
+        ) from None
+    found = [
+        o
+        for o in code_actions.offers(ls.session, uri, start, end, [], instruction)
+        if o.action.kind is ActionKind.REWRITE
+    ]
+    if not found:
+        raise JsonRpcException(
+            "Rewriting as instructed needs a chat model and a selection.", ACTION_FAILED
+        )
+    async with ls.progress("moe-lsp: rewriting the selection"):
+        try:
+            done = await code_actions.resolve(ls.session, found[0].data(), instruction)
+        except code_actions.ActionError as err:
+            raise JsonRpcException(str(err), ACTION_FAILED) from None
+    await ls.workspace_apply_edit_async(
+        lsp.ApplyWorkspaceEditParams(edit=workspace_edit(done), label="moe-lsp: rewrite")
+    )
+
+
+def workspace_edit(done: code_actions.Resolved) -> lsp.WorkspaceEdit:
+    """One edit against the document version it was made for (a client refuses a stale one)."""
+    (sl, sc), (el, ec) = done.start, done.end
+    return lsp.WorkspaceEdit(
+        document_changes=[
+            lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(
+                    uri=done.uri, version=done.version
+                ),
+                edits=[
+                    lsp.TextEdit(
+                        range=lsp.Range(
+                            start=lsp.Position(line=sl, character=sc),
+                            end=lsp.Position(line=el, character=ec),
+                        ),
+                        new_text=done.new_text,
+                    )
+                ],
+            )
+        ]
+    )
 
 
 def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:

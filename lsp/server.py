@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -78,6 +80,26 @@ class MoeLanguageServer(LanguageServer):
         if state is EngineState.FAILED and not self._announced_failure:
             self._announced_failure = True
             self.show(lsp.MessageType.Error, message)
+
+    @contextlib.asynccontextmanager
+    async def progress(self, title: str) -> AsyncIterator[None]:
+        """Work-done progress around a long request, when the client shows it."""
+        token = None
+        if self.progress_supported:
+            token = f"moe-lsp-{uuid.uuid4().hex[:8]}"
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
+                self.work_done_progress.begin(
+                    token, lsp.WorkDoneProgressBegin(title=title, cancellable=False)
+                )
+            except Exception:
+                token = None
+        try:
+            yield
+        finally:
+            if token is not None:
+                with contextlib.suppress(Exception):
+                    self.work_done_progress.end(token, lsp.WorkDoneProgressEnd())
 
     async def start_engine(self) -> None:
         """Open a progress bar (if the client has them) and load the engine in the background."""

@@ -12,8 +12,9 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from moe_lsp.prompts.builder import Request
+from moe_lsp.prompts.builder import Request, Task
 from moe_lsp.prompts.crossfile import OpenDocument
+from moe_lsp.prompts.syntax import SyntaxTree
 
 from .completion import Outcome, Wait, complete
 from .debounce import Debouncer
@@ -164,10 +165,12 @@ class Session:
         self.typing.forget(uri)
         self.streaks.drop(uri)
 
-    def request_for(self, snap: Snapshot) -> Request:
-        """The context engine's view of a completion request (this session's documents only)."""
+    def request_for(self, snap: Snapshot, task: Task | None = None) -> Request:
+        """The context engine's view of a completion request (this session's documents only);
+        a code action's `task` comes with a text of its own, parsed here."""
         doc = self.documents.get(snap.uri)
         assert doc is not None
+        tree = doc.tree if snap.text is doc.text else SyntaxTree.create(doc.spec, snap.text)
         limit = self.settings.completion.max_context_documents
         others = [
             OpenDocument(d.uri, self.display_path(d.uri), d.language_id, text, version)
@@ -179,11 +182,12 @@ class Session:
             offset=snap.offset,
             path=self.display_path(snap.uri),
             language=doc.spec,
-            tree=doc.tree,
+            tree=tree,
             others=others,
             repo_name=PurePosixPath(self.root_path).name if self.root_path else "",
             uri=snap.uri,
             version=snap.version,
+            task=task,
         )
 
     def display_path(self, uri: str) -> str:

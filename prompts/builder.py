@@ -43,6 +43,18 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Task:
+    """A request that is not a plain completion (a code action): the mode is given, chat
+    models get an instruction, and more strings may end the text."""
+
+    kind: str
+    mode: Mode
+    instruction: str = ""
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class Request:
     """Everything known about one completion request, as plain values."""
 
@@ -55,6 +67,8 @@ class Request:
     repo_name: str = ""
     uri: str = ""
     version: int = 0
+    task: Task | None = None
+    """None for a completion at the cursor; a code action's task otherwise."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,8 @@ def build(
     if looks_binary(req.text, offset):
         return NoCompletion("the text looks binary")
     cursor: CursorContext = analyze_cursor(req.tree, req.text, offset)
-    if cursor.decision is Decision.NONE:
+    task = req.task
+    if task is None and cursor.decision is Decision.NONE:
         return NoCompletion(cursor.reason)
     count = count_tokens or (lambda s: len(tok.encode(s)))
 
@@ -140,20 +155,24 @@ def build(
         repo_name=req.repo_name,
         snippets=tuple(snippets),
         comment=req.language.line_comment,
+        instruction=task.instruction if task is not None else "",
     )
     rendered = render(profile, parts, chat_template)
-    stop, stop_ids = _split_stops(rendered.stop, tok)
+    stop, stop_ids = _split_stops(rendered.stop + (task.stop if task else ()), tok)
 
     line_suffix = _NEWLINE.split(suffix, 1)[0]
     after = suffix[len(line_suffix) :].lstrip("\r\n")
     next_lines = "\n".join(_NEWLINE.split(after[:4096])[:NEXT_LINES])
-    multi = cursor.decision is Decision.MULTI_LINE
+    multi = cursor.decision is Decision.MULTI_LINE if task is None else task.mode is Mode.MULTI_LINE
     indent = cursor.block_indent if (multi and cursor.block_empty) else cursor.indent
+    max_tokens = budget.max_tokens_multi if multi else budget.max_tokens_single
+    if task is not None and task.max_tokens is not None:
+        max_tokens = task.max_tokens
     return Prompt(
         token_ids=tuple(tok.encode(rendered.text)),
         mode=Mode.MULTI_LINE if multi else Mode.SINGLE_LINE,
         heal=healed,
-        max_tokens=budget.max_tokens_multi if multi else budget.max_tokens_single,
+        max_tokens=max_tokens,
         indent=indent,
         opens_block=multi and cursor.block_empty,
         line_suffix=line_suffix,
@@ -163,7 +182,7 @@ def build(
         stop_token_ids=stop_ids,
         kind=rendered.kind,
         profile=profile.name,
-        reason=cursor.reason,
+        reason=cursor.reason if task is None else f"code action: {task.kind}",
         infill_prefix=parts.prefix[-2000:],
         infill_suffix=suffix_window[:2000] or suffix[:2000],
         snippets=len(snippets),

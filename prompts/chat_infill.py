@@ -50,7 +50,8 @@ def chat_messages(parts: PromptParts) -> list[dict[str, str]]:
     name = f"File {parts.path}" if parts.path else "The file"
     code = _with_newline(parts.prefix + marker + parts.suffix)
     sections.append(f"{name}, with the hole marked {marker}:\n{fence}\n{code}{fence}")
-    sections.append(f"Reply with the code that replaces {marker}.")
+    task = f"{parts.instruction} " if parts.instruction else ""
+    sections.append(f"{task}Reply with the code that replaces {marker}.")
     return [
         {"role": "system", "content": CHAT_SYSTEM.format(marker=marker)},
         {"role": "user", "content": "\n\n".join(sections)},

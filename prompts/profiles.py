@@ -134,6 +134,8 @@ class PromptParts:
     """Cross-file context, in a stable order."""
     comment: str = "#"
     """The language's line comment marker."""
+    instruction: str = ""
+    """What to write, for chat models (a code action's task); '' for a completion."""
 
 
 @dataclass(frozen=True)
