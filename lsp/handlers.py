@@ -12,7 +12,7 @@ from pygls.exceptions import JsonRpcException
 
 from moe_lsp.prompts.actions import ActionKind
 
-from . import code_actions
+from . import code_actions, next_edit
 from .documents import PositionEncoding, Snapshot
 from .protocol import INVALID_PARAMS
 from .server import MoeLanguageServer
@@ -27,6 +27,8 @@ ACCEPTED_COMMAND = "moe-lsp.accepted"
 """Command attached to each ghost text; the editor runs it when the user accepts (a local count,
 and the cue to prefetch the next completion). Arguments: [uri, kind], kind 'inline' or 'list';
 a client that reports partial accepts sends [uri, 'partial']."""
+NEXT_EDIT_REQUEST = "moe/nextEdit"
+"""Client -> server: the edit that should follow the document's recent edits."""
 REWRITE_COMMAND = "moe-lsp.rewrite"
 """Rewrite a selection as instructed (chat models): arguments [uri, range, instruction]; the
 edit comes back as workspace/applyEdit."""
@@ -59,6 +61,7 @@ def register(server: MoeLanguageServer) -> None:
     server.feature(lsp.SHUTDOWN)(on_shutdown)
     server.command(ACCEPTED_COMMAND)(on_accepted)
     server.feature(STATS_REQUEST)(on_stats)
+    server.feature(NEXT_EDIT_REQUEST)(on_next_edit)
 
 
 def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
@@ -128,7 +131,7 @@ def on_change(ls: MoeLanguageServer, params: lsp.DidChangeTextDocumentParams) ->
             )
         else:
             changes.append((None, c.text))
-    ls.session.documents.change(params.text_document.uri, params.text_document.version, changes)
+    ls.session.change_document(params.text_document.uri, params.text_document.version, changes)
 
 
 def on_close(ls: MoeLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
@@ -144,7 +147,7 @@ async def on_inline(
         return lsp.InlineCompletionList(items=[])
     text = await ls.session.ghost_text(snap)
     if not text:
-        return lsp.InlineCompletionList(items=[])
+        return lsp.InlineCompletionList(items=next_edit_items(ls, snap, pos))
     accepted = lsp.Command(
         title="moe-lsp: accepted", command=ACCEPTED_COMMAND, arguments=[snap.uri, "inline"]
     )
@@ -270,6 +273,46 @@ def workspace_edit(done: code_actions.Resolved) -> lsp.WorkspaceEdit:
             )
         ]
     )
+
+
+def next_edit_items(
+    ls: MoeLanguageServer, snap: Snapshot, pos: lsp.Position
+) -> list[lsp.InlineCompletionItem]:
+    """The latest next-edit suggestion as a ranged inline item, when it is on the cursor's line
+    at or after the cursor: the item replaces cursor..edit end (LSP 3.18 ranged items)."""
+    found = next_edit.inline_at(ls.session, snap.uri, snap.version, (pos.line, pos.character))
+    doc = ls.session.documents.get(snap.uri)
+    if found is None or doc is None:
+        return []
+    start = doc.offset_at(*found.start, ls.session.documents.encoding)
+    text = snap.text[snap.offset : start] + found.new_text
+    at = lsp.Range(start=pos, end=lsp.Position(line=found.end[0], character=found.end[1]))
+    return [lsp.InlineCompletionItem(insert_text=text, range=at)]
+
+
+async def on_next_edit(ls: MoeLanguageServer, params: Any) -> dict[str, Any] | None:
+    # {textDocument: {uri}} -> {textDocument: {uri, version}, range, newText} or null
+    uri = _uri_of(params)
+    found = await next_edit.predict(ls.session, uri)
+    if found is None:
+        return None
+    (sl, sc), (el, ec) = found.start, found.end
+    return {
+        "textDocument": {"uri": found.uri, "version": found.version},
+        "range": {
+            "start": {"line": sl, "character": sc},
+            "end": {"line": el, "character": ec},
+        },
+        "newText": found.new_text,
+    }
+
+
+def _uri_of(params: Any) -> str:
+    document = getattr(params, "text_document", None) or getattr(params, "textDocument", None)
+    uri = getattr(document, "uri", None)
+    if not isinstance(uri, str):
+        raise JsonRpcException("moe/nextEdit takes {textDocument: {uri}}.", INVALID_PARAMS)
+    return uri
 
 
 def on_shutdown(ls: MoeLanguageServer, params: Any) -> None:

@@ -18,8 +18,9 @@ from moe_lsp.prompts.syntax import SyntaxTree
 
 from .completion import Outcome, Wait, complete
 from .debounce import Debouncer
-from .documents import DocumentStore, Position, Snapshot
+from .documents import Change, DocumentStore, Position, Snapshot
 from .metrics import Latencies
+from .next_edit import EditLogs
 from .service import COUNTERS, Service
 from .settings import ServerSettings
 from .streaks import Streak, Streaks
@@ -52,6 +53,8 @@ class Session:
         self.documents = DocumentStore()
         self.streaks = Streaks()
         self.typing = TypingCache()
+        self.edit_logs = EditLogs()
+        """Recent edits per document (next-edit suggestions)."""
         self.debouncer = self._debouncer()
         self.inflight: dict[str, asyncio.Task[Any]] = {}
         """The request running for each document (latest wins)."""
@@ -159,11 +162,21 @@ class Session:
         doc = self.documents.get(snap.uri)
         return doc is not None and doc.version == snap.version
 
+    def change_document(self, uri: str, version: int, changes: list[Change]) -> None:
+        """Apply the client's changes, and note the edit (next-edit suggestions)."""
+        doc = self.documents.get(uri)
+        old = doc.text if doc is not None else None
+        if self.documents.change(uri, version, changes) and old is not None:
+            doc = self.documents.get(uri)
+            if doc is not None:
+                self.edit_logs.record(uri, old, doc.text)
+
     def close_document(self, uri: str) -> None:
         """The client closed `uri`: forget it and everything made for it."""
         self.documents.close(uri)
         self.typing.forget(uri)
         self.streaks.drop(uri)
+        self.edit_logs.forget(uri)
 
     def request_for(self, snap: Snapshot, task: Task | None = None) -> Request:
         """The context engine's view of a completion request (this session's documents only);

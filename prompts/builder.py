@@ -52,6 +52,8 @@ class Task:
     instruction: str = ""
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
+    verbatim: bool = False
+    """Take the text as written up to a stop (no clean-up rules): a next-edit window."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ def build(
         before=window_before(prefix),
         after=window_after(suffix),
         heal_token_ids=allowed_first_tokens(tok, healed),
+        verbatim=task is not None and task.verbatim,
     )
 
 

@@ -197,6 +197,10 @@ def finish(raw: str, prompt: Prompt, *, truncated: bool = False) -> str:
     """The text to insert at the cursor, from the raw engine output; '' means nothing to show.
 
     `truncated`: the engine stopped on a limit, not because the completion was whole."""
+    if prompt.verbatim:
+        if prompt.kind == "chat":
+            raw = extract_infill(raw, prompt.infill_prefix, prompt.infill_suffix)
+        return strip_heal(raw, prompt.heal) or ""
     if prompt.kind == "chat":
         raw = extract_infill(raw, prompt.infill_prefix, prompt.infill_suffix)
     text = strip_heal(raw, prompt.heal)
@@ -246,8 +250,8 @@ class StopCheck:
     def done(self, raw: str) -> bool:
         """True once `raw` (all text so far) is a whole completion."""
         prompt = self.prompt
-        if prompt.kind == "chat":
-            return False  # a chat reply is only whole at its end (fences, prose)
+        if prompt.kind == "chat" or prompt.verbatim:
+            return False  # only whole at its end (a chat reply's fences; a window's stop)
         text = strip_heal(raw, prompt.heal)
         if text is None:
             return False

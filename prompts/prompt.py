@@ -62,3 +62,6 @@ class Prompt:
     heal_token_ids: tuple[int, ...] = ()
     """Tokens whose text starts with `heal`: the engine's first token is chosen among them
     (constrained healing); () when nothing was healed or the tokenizer lists no vocabulary."""
+    verbatim: bool = False
+    """The text is taken as written up to a stop (a next-edit window): no line, indentation or
+    tree-sitter rules end or clean it."""
