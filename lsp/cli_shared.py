@@ -148,6 +148,13 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from .connect import run, run_remote
 
     if args.remote:
+        ignored = [a for a in connect_args(args.parser, args)[4:] if a.startswith("--")]
+        if ignored:
+            print(
+                f"moe-lsp connect: {', '.join(ignored)} ignored: a team server's engine is "
+                "set on its own command line",
+                file=sys.stderr,
+            )
         token = None
         if args.token_file:
             try:
