@@ -160,6 +160,8 @@ class Service:
             "users": sorted({s.user for s in self.sessions if s.user}),
             "requestsByUser": dict(self.requests_by_user),
             "inFlight": sum(len(s.inflight) for s in self.sessions),
+            "generating": sum(s.streaks.running() for s in self.sessions),
+            "waitingForFirstToken": sum(s.streaks.waiting() for s in self.sessions),
             "counts": dict(self.counts),
             "latencyMs": self.latency.summary(),
         }

@@ -98,6 +98,12 @@ class Streaks:
         if old is not None:
             old.gen.cancel()
 
+    def waiting(self) -> int:
+        """Generations the engine has not yet given a token (queued or in prefill)."""
+        return sum(
+            1 for s in self._by_uri.values() if not s.gen.finished and s.gen.first_token is None
+        )
+
     def running(self) -> int:
         """Streaks whose engine request is still going."""
         return sum(1 for s in self._by_uri.values() if not s.gen.finished)

@@ -199,3 +199,20 @@ async def test_logs_hold_code_only_on_the_debug_switch_and_never_secrets(
     assert ("unique_marker_name" in logged) is code_logged
     assert SECRET not in logged
     session.close()
+
+
+async def test_server_stats_show_sessions_requests_in_flight_and_generations(tok) -> None:
+    engine = ScriptedEngine([" 1", "2", "3", "4", "\n"], delay=0.05)
+    session = session_with(engine, tok)
+    session.user = "alice"
+    task = asyncio.ensure_future(complete(session, open_at(session, "x = |"), Wait.WHOLE))
+    await asyncio.sleep(0.12)
+    server = session.stats()["server"]
+    assert server["sessions"] == 1 and server["users"] == ["alice"]
+    assert server["inFlight"] == 1 and server["generating"] == 1
+    assert server["requestsByUser"] == {"alice": 1}
+    await task
+    server = session.stats()["server"]
+    assert server["inFlight"] == 0 and server["waitingForFirstToken"] == 0
+    session.close()
+    assert session.service.server_stats()["sessions"] == 0
