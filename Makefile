@@ -7,7 +7,7 @@ STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
 .PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
-	bench-context bench-typing soak clean
+	bench-context bench-typing soak soak-shared clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,7 @@ bench: model
 bench-smoke: model
 	$(PY) -m tests.bench.bench_latency --smoke
 	$(PY) -m tests.bench.bench_typing --smoke
+	$(PY) -m tests.bench.soak --compare-shared --smoke
 
 # Completion quality on HumanEval infilling (single-line and whole-body tasks).
 eval: model
@@ -69,6 +70,10 @@ bench-context: model
 
 soak: model
 	$(PY) -m tests.bench.soak --minutes 10
+
+# The same editors through one shared server (moe-lsp connect), then standalone servers.
+soak-shared: model
+	$(PY) -m tests.bench.soak --compare-shared --minutes 3
 
 lint: setup
 	$(VENV)/bin/ruff check lsp inference prompts tests

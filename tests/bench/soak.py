@@ -110,6 +110,7 @@ async def editor(
     )
     version, n = 1, 0
     pending: list[asyncio.Future[Any]] = []
+    last: asyncio.Future[Any] | None = None
     while time.monotonic() < until:
         name = rng.choice(NAMES)
         body = rng.choice(SNIPPETS).format(
@@ -121,6 +122,7 @@ async def editor(
                 break
             lines = text.split("\n")
             line, col = len(lines) - 1, len(lines[-1])
+            counts["in_time"] += answered(last)  # the last request's answer came before this key
             version += 1
             client.text_document_did_change(
                 lsp.DidChangeTextDocumentParams(
@@ -165,12 +167,19 @@ async def editor(
 
             fut.add_done_callback(done)
             pending.append(fut)
+            last = fut
             counts["requests"] += 1
             await asyncio.sleep(rng.uniform(0.06, 0.2))  # 5-16 characters a second
         pending = [f for f in pending if not f.done()]
     if pending:
         _, still = await asyncio.wait(pending, timeout=30)
         counts["unanswered"] += len(still)
+    counts["in_time"] += answered(last)  # no keystroke came after the last request
+
+
+def answered(fut: asyncio.Future[Any] | None) -> int:
+    """1 when `fut` has its answer (a result, not an error or a cancellation), else 0."""
+    return int(fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None)
 
 
 async def sampler(
@@ -241,6 +250,7 @@ async def soak(
         "cancelled": 0,
         "errors": 0,
         "unanswered": 0,
+        "in_time": 0,
     }
     samples: list[tuple[float, float]] = []
     trace: list[dict[str, Any]] = []
@@ -304,7 +314,30 @@ def main() -> int:
         default={},
         help='initializationOptions, e.g. \'{"completion": {"contextShare": 0}}\'',
     )
+    ap.add_argument(
+        "--compare-shared",
+        action="store_true",
+        help="the editors through one shared server (moe-lsp connect, one client each), then "
+        "through standalone servers; a side-by-side table (bench-results/soak-shared.*)",
+    )
+    ap.add_argument(
+        "--standalone",
+        type=int,
+        default=0,
+        help="with --compare-shared: standalone servers to run (default: as many as fit in "
+        "memory, at most --editors); the editors are spread over them",
+    )
+    ap.add_argument("--seed", type=int, default=11, help="with --compare-shared: typing seed")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="with --compare-shared: 2 editors, 20 s per mode, 1 standalone server",
+    )
     args = ap.parse_args()
+    if args.compare_shared:
+        from tests.bench.soak_shared import main as compare_main
+
+        return compare_main(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     r = asyncio.run(
