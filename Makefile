@@ -7,6 +7,7 @@ STAMP := $(VENV)/.moe-lsp-installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
 .PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
+	eval-next-edit eval-next-edit-smoke \
 	bench-context bench-typing soak soak-shared clean
 
 setup: $(STAMP)
@@ -61,6 +62,13 @@ eval: model
 
 eval-smoke: model
 	$(PY) -m tests.bench.eval_humaneval --smoke
+
+# Next-edit quality on edit pairs made from standard-library code (rename, call, literal).
+eval-next-edit: model
+	$(PY) -m tests.bench.eval_next_edit
+
+eval-next-edit-smoke: model
+	$(PY) -m tests.bench.eval_next_edit --smoke
 
 bench-typing: model
 	$(PY) -m tests.bench.bench_typing
