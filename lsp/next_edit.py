@@ -92,6 +92,8 @@ async def predict(session: Session, uri: str) -> Suggestion | None:
     outcome = await complete(session, snap, Wait.WHOLE, job=task)
     if outcome is None or not session.is_current(snap):
         return None
+    if outcome.finish_reason != "stop":
+        return None  # cut off by a limit: a partial window would read as deleting its rest
     edit = to_edit(doc.text, start, end, outcome.text, hunks)
     if edit is None or not _sound(doc.spec.name if doc.spec.module else "", doc.text, edit):
         return None

@@ -12,6 +12,8 @@ HUNK_CHARS = 400
 """Longest before/after text of one kept edit."""
 WINDOW_LINES = 8
 """Lines above and below the last edit the model rewrites."""
+MAX_EDIT_LINES = 4
+"""Most lines one suggested edit may replace or write (more is a rewrite, not a next edit)."""
 END = "<|end of window|>"
 """Written after the window in the prompt; the model stops when it writes it."""
 
@@ -100,6 +102,8 @@ def prompt_text(
 def to_edit(text: str, start: int, end: int, written: str, hunks: list[Hunk]) -> NextEdit | None:
     """The model's rewrite of `text[start:end]` as one edit (its first change), or None when
     it changed nothing, or only undid the last edit."""
+    # Blank lines at the window's end are not the model's to change (it may drop them).
+    end = start + len(text[start:end].rstrip("\n"))
     window = text[start:end]
     written = written.split(END, 1)[0].rstrip("\n")
     if not written.strip() or written == window:
@@ -120,6 +124,8 @@ def to_edit(text: str, start: int, end: int, written: str, hunks: list[Hunk]) ->
         b = max(a, min(b, end))
         if hunks and _undoes(text[a:b], new, hunks[-1]):
             return None
+        if max(i2 - i1, j2 - j1) > MAX_EDIT_LINES:
+            return None  # a rewrite of the window, not the one edit that comes next
         return NextEdit(a, b, new)
     return None
 

@@ -85,3 +85,16 @@ def test_an_edit_that_undoes_the_last_one_is_not_suggested() -> None:
     text = "a = 1\nb = 2"
     last = Hunk(0, "a = 0", "a = 1")
     assert to_edit(text, 0, len(text), "a = 0\nb = 2", [last]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "written", "expected"),
+    [
+        # an unchanged copy of a window ending in blank lines is no edit
+        ("a = 1\nb = 2\n\n", "a = 1\nb = 2\n" + END, None),
+        # replacing most of the window is a rewrite, not a next edit
+        ("a\nb\nc\nd\ne\nf\n", "# x\n# y\n# z\n# w\n# v\nf\n", None),
+    ],
+)
+def test_what_is_not_a_next_edit(text: str, written: str, expected: NextEdit | None) -> None:
+    assert to_edit(text, 0, len(text), written, []) == expected
