@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import * as vscode from "vscode";
 import {
+  CodeActionResolveRequest,
   DidChangeConfigurationNotification,
   LanguageClient,
   LanguageClientOptions,
@@ -10,11 +11,13 @@ import {
   State,
   TransportKind,
 } from "vscode-languageclient/node";
+import { ACTION_PREFIX, refusalMessage, STALE_MESSAGE, staleEdit } from "./logic/codeActions";
 import { MoeSettings } from "./logic/initOptions";
 import { isLanguageEnabled, LanguageRules, toggleLanguage } from "./logic/languages";
 import { classifyChange, LaunchPlan, planLaunch } from "./logic/launch";
 import { findServerCommand, ServerCommand } from "./logic/serverCommand";
 import { EngineState, formatStats, formatStatus, lastTotalMs, parseState } from "./logic/status";
+import { NextEditController } from "./nextEditUi";
 
 const SECTION = "moeLsp";
 const REMOTE_TOKEN_KEY = "moeLsp.remoteToken";
@@ -32,6 +35,7 @@ let engineMessage = "";
 let lastMs: number | undefined;
 let statsTimer: NodeJS.Timeout | undefined;
 let statsInFlight = false;
+let nextEdits: NextEditController | undefined;
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration(SECTION);
@@ -44,6 +48,17 @@ function languageRules(): LanguageRules {
     enabledLanguages: c.get<string[]>("enabledLanguages", []),
     disabledLanguages: c.get<string[]>("disabledLanguages", []),
   };
+}
+
+/** A document this client syncs (see `documentSelector`) whose language is enabled. */
+function handles(document: vscode.TextDocument): boolean {
+  const scheme = document.uri.scheme;
+  return (scheme === "file" || scheme === "untitled") && isLanguageEnabled(document.languageId, languageRules());
+}
+
+/** The versions of open documents, by the URI string the client sends. */
+function openVersion(uri: string): number | undefined {
+  return vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri)?.version;
 }
 
 function readSettings(): MoeSettings {
@@ -184,12 +199,38 @@ async function startClient(): Promise<void> {
         if (!token.isCancellationRequested) scheduleStats();
         return result;
       },
+      // The lightbulb lists moe-lsp's actions through the client as they are; resolving is
+      // done here so that the server's one-line refusal is shown as it is and an edit made for
+      // a version the document has left is dropped (the client's conversion loses the version).
+      resolveCodeAction: async (item, token, next) => {
+        if (!item.title.startsWith(ACTION_PREFIX) || !client) return next(item, token);
+        const c = client;
+        let raw: unknown;
+        try {
+          raw = await c.sendRequest(CodeActionResolveRequest.type, c.code2ProtocolConverter.asCodeActionSync(item), token);
+        } catch (err) {
+          if (token.isCancellationRequested) return item;
+          const message = refusalMessage(item.title, err);
+          log.warn(message);
+          void vscode.window.showWarningMessage(message);
+          return item;
+        }
+        if (token.isCancellationRequested) return item;
+        const stale = staleEdit(raw, openVersion);
+        if (stale) {
+          log.warn(`${STALE_MESSAGE} (${stale.uri}: made for version ${stale.expected}, now ${stale.now ?? "closed"})`);
+          void vscode.window.showWarningMessage(STALE_MESSAGE);
+          return item;
+        }
+        return (await c.protocol2CodeConverter.asCodeAction(raw as Parameters<typeof c.protocol2CodeConverter.asCodeAction>[0], token)) ?? item;
+      },
     },
   };
   const c2 = new LanguageClient("moeLsp", "moe-lsp", serverOptions, clientOptions);
   client = c2;
   c2.onDidChangeState((e) => {
     if (e.newState === State.Stopped) {
+      nextEdits?.reset();
       engineState = "stopped";
       engineMessage = "";
     } else if (e.newState === State.Starting) {
@@ -364,6 +405,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     { dispose: () => statsTimer && clearTimeout(statsTimer) },
   );
+  nextEdits = new NextEditController({
+    client: () => client,
+    ready: () => engineState === "ready",
+    handles,
+    enabled: () => config().get<boolean>("nextEdit.enabled", true),
+    log,
+  });
+  context.subscriptions.push(nextEdits);
   updateStatus();
   await startClient();
 }

@@ -27,6 +27,20 @@ M.config = {
     accept_line = "<C-Down>",
     dismiss = "<C-]>",
   },
+  -- Next-edit suggestions (moe/nextEdit): asked `delay_ms` after the last change of a buffer
+  -- when `enabled` (require("moe_lsp").next_edit() asks at any time). The keys are mapped in
+  -- `modes`, buffer-local, only while a suggestion is shown; `jump` and `apply` may be the same
+  -- key (the first press jumps, the second applies). false or "" leaves a key unmapped.
+  next_edit = {
+    enabled = true,
+    delay_ms = 700,
+    modes = { "n", "i" },
+    keys = {
+      jump = "<Tab>",
+      apply = "<Tab>",
+      dismiss = "<Esc>",
+    },
+  },
 }
 
 -- Last moe/status notification: { state = "loading"|"ready"|"failed", message = "..." }
@@ -522,6 +536,375 @@ function M.dismiss()
 end
 
 ---------------------------------------------------------------------------------------------
+-- next edits (moe/nextEdit)
+--
+-- none -> shown (an answer for the buffer's current version) -> jumped (the jump key, cursor
+-- elsewhere) -> applied (the apply key at the suggestion, version checked) or dismissed (the
+-- dismiss key, any change of the buffer, a stale version). One suggestion at a time.
+
+local ne_ns = vim.api.nvim_create_namespace("moe_lsp_next_edit")
+local nedit = nil -- { buf, client_id, version, range, text, phase, srow, scol, erow, ecol, marks }
+local ne_pending = nil -- { client, id, buf }
+local ne_timer = nil
+local ne_maps = {} -- { { buf, mode, lhs, saved } }: the keys set while a suggestion is shown
+-- The last request's outcome, for tests and statuslines: "pending", "null", "shown", "stale",
+-- "error: …".
+local ne_last = nil
+
+-- The version vim.lsp sent for the buffer (its changedtick, as util.buf_versions holds it).
+local function buf_version(buf)
+  local v = vim.lsp.util.buf_versions and vim.lsp.util.buf_versions[buf]
+  if type(v) == "number" and v > 0 then
+    return v
+  end
+  return vim.api.nvim_buf_get_changedtick(buf)
+end
+
+local function ne_unmap()
+  for _, m in ipairs(ne_maps) do
+    if vim.api.nvim_buf_is_valid(m.buf) then
+      pcall(vim.keymap.del, m.mode, m.lhs, { buffer = m.buf })
+      if m.saved and not vim.tbl_isempty(m.saved) and vim.fn.exists("*mapset") == 1 then
+        pcall(vim.fn.mapset, m.mode, false, m.saved)
+      end
+    end
+  end
+  ne_maps = {}
+end
+
+local function ne_clear()
+  if nedit and vim.api.nvim_buf_is_valid(nedit.buf) then
+    vim.api.nvim_buf_clear_namespace(nedit.buf, ne_ns, 0, -1)
+  end
+  nedit = nil
+  ne_unmap()
+end
+
+local function ne_cancel()
+  if ne_pending then
+    pcall(cancel, ne_pending.client, ne_pending.id)
+    ne_pending = nil
+    if ne_last == "pending" then
+      ne_last = "cancelled"
+    end
+  end
+end
+
+-- A line's length in the encoding's units.
+local function line_units(line, encoding)
+  if encoding == "utf-8" then
+    return #line
+  end
+  local ok, res = pcall(vim.str_utfindex, line, encoding) -- 0.11+
+  if ok and type(res) == "number" then
+    return res
+  end
+  local ok10, u32, u16 = pcall(vim.str_utfindex, line) -- 0.10
+  if ok10 then
+    return encoding == "utf-16" and u16 or u32
+  end
+  return #line
+end
+
+-- Byte positions of an LSP range in `buf`, or nil when it does not fit the buffer.
+local function byte_range(buf, range, encoding)
+  local n = vim.api.nvim_buf_line_count(buf)
+  local s, e = range.start, range["end"]
+  if type(s) ~= "table" or type(e) ~= "table" or s.line >= n or e.line >= n or s.line < 0
+    or (s.line > e.line) or (s.line == e.line and s.character > e.character) then
+    return nil
+  end
+  local sl, el = buf_line(buf, s.line), buf_line(buf, e.line)
+  if s.character > line_units(sl, encoding) or e.character > line_units(el, encoding) then
+    return nil
+  end
+  return s.line, byte_index(sl, s.character, encoding), e.line, byte_index(el, e.character, encoding)
+end
+
+local function ne_render(n)
+  vim.api.nvim_buf_clear_namespace(n.buf, ne_ns, 0, -1)
+  n.marks = {}
+  if n.srow ~= n.erow or n.scol ~= n.ecol then
+    n.marks[#n.marks + 1] = vim.api.nvim_buf_set_extmark(n.buf, ne_ns, n.srow, n.scol, {
+      end_row = n.erow, end_col = n.ecol, hl_group = "MoeLspNextEditRemove", hl_mode = "combine",
+    })
+  end
+  local lines = vim.split(n.text, "\n", { plain = true })
+  local first = lines[1]
+  if n.text == "" then
+    first = "⌫"
+  end
+  local opts = {
+    virt_text = { { first, "MoeLspNextEdit" } },
+    virt_text_pos = "inline",
+    hl_mode = "combine",
+  }
+  if #lines > 1 then
+    local virt_lines = {}
+    for i = 2, #lines do
+      virt_lines[#virt_lines + 1] = { { lines[i], "MoeLspNextEdit" } }
+    end
+    opts.virt_lines = virt_lines
+  end
+  n.marks[#n.marks + 1] = vim.api.nvim_buf_set_extmark(n.buf, ne_ns, n.erow, n.ecol, opts)
+end
+
+local function ne_map_keys(buf)
+  local cfg = M.config.next_edit or {}
+  local keys = cfg.keys or {}
+  local wanted = {}
+  local function add(lhs, fn)
+    if lhs and lhs ~= "" then
+      wanted[#wanted + 1] = { lhs = lhs, fn = fn }
+    end
+  end
+  if keys.jump and keys.jump == keys.apply then
+    add(keys.jump, "tab")
+  else
+    add(keys.jump, "jump")
+    add(keys.apply, "apply")
+  end
+  add(keys.dismiss, "dismiss")
+  for _, mode in ipairs(cfg.modes or { "n", "i" }) do
+    for _, w in ipairs(wanted) do
+      local saved = vim.fn.maparg(w.lhs, mode, false, true)
+      if not (type(saved) == "table" and saved.buffer == 1) then
+        saved = nil
+      end
+      vim.keymap.set(mode, w.lhs, function()
+        -- Ghost text first: its own keys keep working while a suggestion is shown.
+        if mode == "i" and w.fn ~= "dismiss" then
+          if M.visible() then
+            return M.accept("all")
+          end
+          if M.use_builtin() and vim.lsp.inline_completion.get() then
+            return
+          end
+        end
+        if w.fn == "tab" then
+          return M.jump_next_edit() or M.apply_next_edit()
+        elseif w.fn == "jump" then
+          return M.jump_next_edit()
+        elseif w.fn == "apply" then
+          return M.apply_next_edit()
+        end
+        M.dismiss_next_edit()
+        if mode == "i" then
+          -- The key still does what it always does (e.g. <Esc> leaves insert mode).
+          vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(w.lhs, true, false, true), "n", false)
+        end
+      end, { buffer = buf, desc = "moe-lsp: next edit " .. w.fn })
+      ne_maps[#ne_maps + 1] = { buf = buf, mode = mode, lhs = w.lhs, saved = saved }
+    end
+  end
+end
+
+-- Show an answer of moe/nextEdit for `buf`; returns the outcome word.
+local function ne_show(buf, client, result)
+  if result == nil or result == vim.NIL or type(result) ~= "table" then
+    return "null"
+  end
+  local doc, range, text = result.textDocument, result.range, result.newText
+  if type(doc) ~= "table" or type(range) ~= "table" or type(text) ~= "string" then
+    return "error: malformed answer"
+  end
+  if doc.uri ~= vim.uri_from_bufnr(buf) or doc.version ~= buf_version(buf) then
+    return "stale"
+  end
+  local srow, scol, erow, ecol = byte_range(buf, range, client.offset_encoding)
+  if not srow then
+    return "stale"
+  end
+  if text == "" and srow == erow and scol == ecol then
+    return "null"
+  end
+  ne_clear()
+  nedit = { buf = buf, client_id = client.id, version = doc.version, range = range, text = text,
+            phase = "shown", srow = srow, scol = scol, erow = erow, ecol = ecol }
+  ne_render(nedit)
+  ne_map_keys(buf)
+  return "shown"
+end
+
+--- Ask the server for the next edit of a buffer now (default: the current one). Returns false
+--- when no moe-lsp client is attached or a request is already running.
+function M.next_edit(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = get_client(bufnr)
+  if not client or ne_pending then
+    return false
+  end
+  local params = { textDocument = { uri = vim.uri_from_bufnr(bufnr) } }
+  ne_last = "pending"
+  local ok, id
+  ok, id = request(client, "moe/nextEdit", params, function(err, result)
+    if not (ne_pending and ne_pending.id == id) then
+      return -- cancelled: the buffer changed since
+    end
+    ne_pending = nil
+    if err then
+      ne_last = "error: " .. tostring(err.message or err)
+      return
+    end
+    if not vim.api.nvim_buf_is_valid(bufnr) then
+      ne_last = "stale"
+      return
+    end
+    ne_last = ne_show(bufnr, client, result)
+  end, bufnr)
+  if ok and id then
+    ne_pending = { client = client, id = id, buf = bufnr, tick = vim.api.nvim_buf_get_changedtick(bufnr) }
+  else
+    ne_last = "error: request not sent"
+  end
+  return ok and true or false
+end
+
+-- The suggestion, if it is still for the buffer as it is now (else it is dropped).
+local function ne_live()
+  if not nedit then
+    return nil
+  end
+  if not vim.api.nvim_buf_is_valid(nedit.buf) or buf_version(nedit.buf) ~= nedit.version then
+    ne_clear()
+    ne_last = "stale"
+    return nil
+  end
+  return nedit
+end
+
+local function cursor_at(n)
+  if vim.api.nvim_get_current_buf() ~= n.buf then
+    return false
+  end
+  local c = vim.api.nvim_win_get_cursor(0)
+  local row, col = c[1] - 1, c[2]
+  local after_start = row > n.srow or (row == n.srow and col >= n.scol)
+  local before_end = row < n.erow or (row == n.erow and col <= n.ecol)
+  return after_start and before_end
+end
+
+--- Move the cursor to the suggestion's start when it is elsewhere. Returns true if it moved.
+function M.jump_next_edit()
+  local n = ne_live()
+  if not n or cursor_at(n) then
+    return false
+  end
+  if vim.api.nvim_get_current_buf() ~= n.buf then
+    local win = vim.fn.bufwinid(n.buf)
+    if win == -1 then
+      return false
+    end
+    vim.api.nvim_set_current_win(win)
+  end
+  vim.api.nvim_win_set_cursor(0, { n.srow + 1, n.scol })
+  n.phase = "jumped"
+  return true
+end
+
+--- Apply the suggestion (only to the buffer version it was made for). Returns true if applied.
+function M.apply_next_edit()
+  local n = ne_live()
+  if not n then
+    return false
+  end
+  local client = vim.lsp.get_client_by_id(n.client_id)
+  local encoding = client and client.offset_encoding or "utf-16"
+  local buf, srow, scol, text = n.buf, n.srow, n.scol, n.text
+  ne_clear()
+  ne_last = "applied"
+  vim.lsp.util.apply_text_edits({ { range = n.range, newText = text } }, buf, encoding)
+  if vim.api.nvim_get_current_buf() == buf then
+    local lines = vim.split(text, "\n", { plain = true })
+    local row = srow + #lines - 1
+    local col = (#lines == 1) and (scol + #lines[1]) or #lines[#lines]
+    pcall(vim.api.nvim_win_set_cursor, 0, { row + 1, col })
+  end
+  return true
+end
+
+--- Hide the suggestion (and stop a request still running). Returns true if one was shown.
+function M.dismiss_next_edit()
+  local was = nedit ~= nil
+  ne_cancel()
+  ne_clear()
+  if was then
+    ne_last = "dismissed"
+  end
+  return was
+end
+
+--- The suggestion shown now and the last request's outcome (a copy, for tests and statuslines):
+--- { last = "pending"|"null"|"shown"|"stale"|"applied"|"dismissed"|"cancelled"|"error: …",
+---   pending = bool, shown = nil | { buf, phase, version, range, text, marks = { {row, col, details}… } } }
+function M.next_edit_state()
+  local out = { last = ne_last, pending = ne_pending ~= nil }
+  if nedit then
+    local marks = {}
+    for _, m in ipairs(vim.api.nvim_buf_get_extmarks(nedit.buf, ne_ns, 0, -1, { details = true })) do
+      marks[#marks + 1] = { m[2], m[3], m[4] }
+    end
+    out.shown = { buf = nedit.buf, phase = nedit.phase, version = nedit.version,
+                  range = vim.deepcopy(nedit.range), text = nedit.text, marks = marks }
+  end
+  return out
+end
+
+-- For tests: show an answer as if the server sent it (client: a table with offset_encoding).
+function M._show_next_edit(bufnr, answer, encoding)
+  ne_last = ne_show(bufnr, { id = -1, offset_encoding = encoding or "utf-8" }, answer)
+  return ne_last
+end
+
+-- A buffer changed: the suggestion goes, a request for the old text is cancelled, and the next
+-- one is asked `delay_ms` after the last change.
+local function ne_on_change(bufnr)
+  if nedit and nedit.buf == bufnr and buf_version(bufnr) ~= nedit.version then
+    ne_clear()
+  end
+  if ne_pending and ne_pending.buf == bufnr and ne_pending.tick ~= vim.api.nvim_buf_get_changedtick(bufnr) then
+    ne_cancel() -- its answer would be for text that is gone
+  end
+  local cfg = M.config.next_edit or {}
+  if not cfg.enabled then
+    return
+  end
+  if not ne_timer then
+    ne_timer = (vim.uv or vim.loop).new_timer()
+  end
+  ne_timer:stop()
+  ne_timer:start(cfg.delay_ms or 700, 0, vim.schedule_wrap(function()
+    if vim.api.nvim_buf_is_valid(bufnr) and vim.api.nvim_get_current_buf() == bufnr and not ne_pending then
+      M.next_edit(bufnr)
+    end
+  end))
+end
+
+local function attach_next_edit(bufnr)
+  if vim.b[bufnr].moe_lsp_next_edit then
+    return
+  end
+  vim.b[bufnr].moe_lsp_next_edit = true
+  vim.api.nvim_buf_attach(bufnr, false, {
+    on_lines = function(_, b)
+      vim.schedule(function()
+        if vim.api.nvim_buf_is_valid(b) then
+          ne_on_change(b)
+        end
+      end)
+    end,
+    on_detach = function(_, b)
+      vim.schedule(function()
+        if nedit and nedit.buf == b then
+          ne_clear()
+        end
+      end)
+    end,
+  })
+end
+M._attach_next_edit = attach_next_edit
+
+---------------------------------------------------------------------------------------------
 -- built-in (0.12+)
 
 function M.use_builtin()
@@ -638,20 +1021,27 @@ function M.start(bufnr)
   else
     attach_ghost(bufnr)
   end
+  attach_next_edit(bufnr)
   return client_id
 end
 
 function M.setup(opts)
   opts = opts or {}
   local keys = vim.tbl_extend("force", M.config.keys, opts.keys or {})
+  local ne_opts = type(opts.next_edit) == "table" and opts.next_edit or {}
+  local next_edit = vim.tbl_extend("force", M.config.next_edit, ne_opts)
+  next_edit.keys = vim.tbl_extend("force", M.config.next_edit.keys, ne_opts.keys or {})
   M.config = vim.tbl_extend("force", M.config, opts)
   M.config.keys = keys
+  M.config.next_edit = next_edit
   local cmd, init, problems = M.server_cmd(M.config)
   server = { cmd = cmd, init_options = init }
   if #problems > 0 then
     vim.notify("moe-lsp: " .. table.concat(problems, " "), vim.log.levels.WARN)
   end
   vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
+  vim.api.nvim_set_hl(0, "MoeLspNextEdit", { link = "DiffAdd", default = true })
+  vim.api.nvim_set_hl(0, "MoeLspNextEditRemove", { link = "DiffDelete", default = true })
   set_keys(keys)
   local group = vim.api.nvim_create_augroup("moe_lsp", { clear = true })
   vim.api.nvim_create_autocmd("FileType", {
