@@ -15,6 +15,13 @@ WINDOW_LINES = 8
 MAX_EDIT_LINES = 4
 """Most lines one suggested edit may replace or write (more is a rewrite, not a next edit)."""
 END = "<|end of window|>"
+PROMPT_MARKERS = (
+    "Recent edits in ",
+    "The code around the last edit:",
+    "with the edit that should come next:",
+    END,
+)
+"""Texts of the prompt itself: a suggestion holding one is the model echoing its prompt."""
 """Written after the window in the prompt; the model stops when it writes it."""
 
 
@@ -87,15 +94,15 @@ def prompt_text(
     start_offset = sum(len(line) + 1 for line in lines[:first])
     window = "\n".join(lines[first:stop])
     end_offset = start_offset + len(window)
-    parts = [f"{comment} Recent edits in {path or 'this file'}, oldest first:"]
+    parts = [f"{comment} {PROMPT_MARKERS[0]}{path or 'this file'}, oldest first:"]
     for h in hunks:
         parts.append(f"{comment} line {h.line + 1}:")
         parts += [f"{comment} - {x}" for x in h.before.split("\n")] if h.before else []
         parts += [f"{comment} + {x}" for x in h.after.split("\n")] if h.after else []
-    parts.append(f"{comment} The code around the last edit:")
+    parts.append(f"{comment} {PROMPT_MARKERS[1]}")
     parts.append(window)
     parts.append(END)
-    parts.append(f"{comment} The same code with the edit that should come next:")
+    parts.append(f"{comment} The same code {PROMPT_MARKERS[2]}")
     return "\n".join(parts) + "\n", start_offset, end_offset
 
 
@@ -126,6 +133,8 @@ def to_edit(text: str, start: int, end: int, written: str, hunks: list[Hunk]) ->
             return None
         if max(i2 - i1, j2 - j1) > MAX_EDIT_LINES:
             return None  # a rewrite of the window, not the one edit that comes next
+        if any(marker in new for marker in PROMPT_MARKERS):
+            return None  # the model repeated the prompt's own lines
         return NextEdit(a, b, new)
     return None
 

@@ -94,6 +94,8 @@ def test_an_edit_that_undoes_the_last_one_is_not_suggested() -> None:
         ("a = 1\nb = 2\n\n", "a = 1\nb = 2\n" + END, None),
         # replacing most of the window is a rewrite, not a next edit
         ("a\nb\nc\nd\ne\nf\n", "# x\n# y\n# z\n# w\n# v\nf\n", None),
+        # the model echoing its prompt is no edit
+        ("a = 1\nb = 2", "# The code around the last edit:\na = 1\nb = 2", None),
     ],
 )
 def test_what_is_not_a_next_edit(text: str, written: str, expected: NextEdit | None) -> None:
