@@ -26,6 +26,9 @@ class Sampling:
     """Seed for reproducible sampling when temperature > 0."""
     allowed_token_ids: tuple[int, ...] = ()
     """When given, every generated token is one of these (constrained healing asks for one)."""
+    skip_special_tokens: bool = True
+    """Leave special tokens out of the text; a chat reply keeps them (`</think>` is one, and
+    the reply after it is the answer)."""
     priority: int = 0
     """Scheduling priority, lower first: ghost text a user waits for is 0, a prefetch 1. The
     in-process engine schedules by it (vLLM `scheduling_policy="priority"`); a remote server

@@ -59,6 +59,8 @@ def completion_body(
         body["seed"] = sampling.seed
     if sampling.allowed_token_ids:
         body["allowed_token_ids"] = list(sampling.allowed_token_ids)
+    if not sampling.skip_special_tokens:
+        body["skip_special_tokens"] = False
     return body
 
 

@@ -78,6 +78,22 @@ def chat_template_of(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | Non
         return None
 
     def render(messages: list[dict[str, str]]) -> str:
-        return str(hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        # No reasoning before the code: templates that think by default (Qwen3, Nemotron 3)
+        # read `enable_thinking`; others ignore unknown variables.
+        text = str(
+            hf_tok.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False, enable_thinking=False
+            )
+        )
+        return close_thinking(text)
 
     return render
+
+
+def close_thinking(prompt: str) -> str:
+    """A prompt whose template still opened a reasoning block (`<think>` at its end) gets it
+    closed empty, so the reply is the answer itself."""
+    stripped = prompt.rstrip()
+    if stripped.endswith("<think>"):
+        return stripped + "\n\n</think>\n\n"
+    return prompt

@@ -164,6 +164,7 @@ class VllmEngine:
             stop_token_ids=list(sampling.stop_token_ids) or None,
             seed=sampling.seed,
             allowed_token_ids=list(sampling.allowed_token_ids) or None,
+            skip_special_tokens=sampling.skip_special_tokens,
             output_kind=RequestOutputKind.DELTA,
         )
         self._stats.requests += 1

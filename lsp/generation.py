@@ -124,6 +124,8 @@ class Generation:
                     stop=prompt.stop,
                     stop_token_ids=prompt.stop_token_ids,
                     priority=self._priority,
+                    # a chat reply keeps its special tokens: `</think>` ends reasoning
+                    skip_special_tokens=prompt.kind != "chat",
                 )
                 stream = self._engine.stream(self.request_id, ids, sampling)
                 async with aclosing(stream) as deltas:
