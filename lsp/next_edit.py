@@ -46,13 +46,16 @@ class EditLogs:
         self.last: dict[str, Suggestion] = {}
         """The latest suggestion per document (served as a ranged inline item)."""
 
-    def record(self, uri: str, old: str, new: str) -> None:
-        """Note the edit that turned `old` into `new`."""
-        if len(old) > MAX_LOGGED_CHARS or len(new) > MAX_LOGGED_CHARS:
+    def record(
+        self, uri: str, old: str, new: str, first_line: int = 0, size: int | None = None
+    ) -> None:
+        """Note the edit that turned `old` into `new`: whole texts, or the lines the edit
+        touched from 0-based `first_line` (then `size` is the document's new length)."""
+        if (size if size is not None else max(len(old), len(new))) > MAX_LOGGED_CHARS:
             self.forget(uri)
             return
         log = self._logs.pop(uri, None) or EditLog()
-        log.record(old, new)
+        log.record(old, new, first_line)
         self._logs[uri] = log
         while len(self._logs) > MAX_LOGGED_DOCUMENTS:
             dropped, _ = self._logs.popitem(last=False)

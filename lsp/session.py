@@ -18,7 +18,7 @@ from moe_lsp.prompts.syntax import SyntaxTree
 
 from .completion import Outcome, Wait, complete
 from .debounce import Debouncer
-from .documents import Change, DocumentStore, Position, Snapshot
+from .documents import Change, Document, DocumentStore, Position, Snapshot
 from .metrics import Latencies
 from .next_edit import EditLogs
 from .service import COUNTERS, Service
@@ -163,13 +163,40 @@ class Session:
         return doc is not None and doc.version == snap.version
 
     def change_document(self, uri: str, version: int, changes: list[Change]) -> None:
-        """Apply the client's changes, and note the edit (next-edit suggestions)."""
+        """Apply the client's changes, and note the edit (next-edit suggestions). One ranged
+        change (a keystroke) is noted from the lines it touched, not by diffing the texts."""
         doc = self.documents.get(uri)
-        old = doc.text if doc is not None else None
-        if self.documents.change(uri, version, changes) and old is not None:
-            doc = self.documents.get(uri)
-            if doc is not None:
-                self.edit_logs.record(uri, old, doc.text)
+        if doc is None:
+            self.documents.change(uri, version, changes)
+            return
+        touched = self._touched(doc, changes)
+        old = doc.text if touched is None else ""
+        if not self.documents.change(uri, version, changes):
+            return
+        doc = self.documents.get(uri)
+        if doc is None:
+            return
+        if touched is None:
+            self.edit_logs.record(uri, old, doc.text)
+            return
+        line, start, before, delta = touched
+        after = doc.text[start : start + len(before) + delta]
+        self.edit_logs.record(uri, before, after, line, len(doc.text))
+
+    def _touched(self, doc: Document, changes: list[Change]) -> tuple[int, int, str, int] | None:
+        """For one ranged change: its first line, that line's start offset, the text of the
+        lines it touches, and how much longer the text gets; None otherwise."""
+        if len(changes) != 1 or changes[0][0] is None:
+            return None
+        ((sl, sc), (el, ec)), new_text = changes[0]
+        enc = self.documents.encoding
+        a, b = doc.offset_at(sl, sc, enc), doc.offset_at(el, ec, enc)
+        a, b = min(a, b), max(a, b)
+        first = doc.text.rfind("\n", 0, a) + 1
+        last = doc.text.find("\n", b)
+        last = len(doc.text) if last < 0 else last
+        line = doc.position_at(first, enc)[0]
+        return line, first, doc.text[first:last], len(new_text) - (b - a)
 
     def close_document(self, uri: str) -> None:
         """The client closed `uri`: forget it and everything made for it."""

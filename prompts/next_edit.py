@@ -49,11 +49,14 @@ class EditLog:
     def __init__(self, max_hunks: int = MAX_HUNKS) -> None:
         self.hunks: deque[Hunk] = deque(maxlen=max_hunks)
 
-    def record(self, old: str, new: str) -> Hunk | None:
-        """Add the edit that turned `old` into `new` (whole texts); the hunk, or None."""
+    def record(self, old: str, new: str, first_line: int = 0) -> Hunk | None:
+        """Add the edit that turned `old` into `new`: whole texts, or the lines an edit touched
+        starting at 0-based `first_line`; the hunk, or None."""
         hunk = line_hunk(old, new)
         if hunk is None:
             return None
+        if first_line:
+            hunk = Hunk(hunk.line + first_line, hunk.before, hunk.after)
         last = self.hunks[-1] if self.hunks else None
         if last is not None and hunk.line == last.line and hunk.before == last.after:
             hunk = Hunk(last.line, last.before, hunk.after)  # still typing on those lines

@@ -100,3 +100,31 @@ def test_an_edit_that_undoes_the_last_one_is_not_suggested() -> None:
 )
 def test_what_is_not_a_next_edit(text: str, written: str, expected: NextEdit | None) -> None:
     assert to_edit(text, 0, len(text), written, []) == expected
+
+
+CODE = "def f(a):\n    x = g(a)\n    y = g(a)\n    return x + y\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "new_text"),
+    [
+        ((1, 12), (1, 12), ", 2"),  # a keystroke inside a line
+        ((1, 4), (1, 5), "z"),  # a replaced character
+        ((2, 0), (3, 0), ""),  # a deleted line
+        ((1, 12), (2, 11), ", 2)\n    q = h(a"),  # across lines
+        ((3, 16), (3, 16), "\n    print(x)"),  # a new line at the end
+        ((9, 0), (9, 0), "# tail\n"),  # past the end (clamped)
+    ],
+)
+def test_a_keystroke_is_logged_as_the_whole_text_diff_would_log_it(start, end, new_text) -> None:
+    from moe_lsp.lsp.service import Service
+    from moe_lsp.lsp.session import Session
+
+    ranged, whole = Session(Service()), Session(Service())
+    for session in (ranged, whole):
+        session.documents.open("file:///a.py", "python", 1, CODE)
+    ranged.change_document("file:///a.py", 2, [((start, end), new_text)])
+    new = ranged.documents.get("file:///a.py").text
+    whole.change_document("file:///a.py", 2, [(None, new)])
+    assert ranged.edit_logs.hunks("file:///a.py") == whole.edit_logs.hunks("file:///a.py")
+    assert ranged.edit_logs.hunks("file:///a.py")
