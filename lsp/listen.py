@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .connect import try_connect
 from .protocol import Authenticator, MoeProtocol
 from .server import MoeLanguageServer
 from .service import Service
@@ -341,12 +342,9 @@ def _claim_socket_path(path: Path) -> None:
     """Make `path` free for a new socket: refuse if a server answers there, remove a stale one."""
     if not path.exists() and not path.is_symlink():
         return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
+    answer = try_connect(path)
+    if answer is None:
         path.unlink()  # stale: its server is gone
         return
-    finally:
-        probe.close()
+    answer.close()
     raise ListenError(f"a server already listens on {path}")
