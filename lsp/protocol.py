@@ -166,15 +166,6 @@ class MoeProtocol(LanguageServerProtocol):
         self._refusals = 0
 
     @property
-    def required_token(self) -> str | None:
-        """Compatibility: never readable (the token is not kept in a readable form)."""
-        return None
-
-    @required_token.setter
-    def required_token(self, token: str | None) -> None:
-        self.authenticate = single_token(token) if token else None
-
-    @property
     def has_initialized(self) -> bool:
         """`initialize` was answered successfully."""
         return self._initialized
