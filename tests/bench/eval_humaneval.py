@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+from tests.bench.editor_session import editor_session, main_with_table
 from tests.bench.humaneval_tasks import (
     MULTI,
     SETS,
@@ -108,10 +108,6 @@ def chosen_tasks(args: argparse.Namespace) -> dict[str, list[Task]]:
 async def generate(args: argparse.Namespace, tasks: dict[str, list[Task]]) -> dict[str, Any]:
     """Start the engine, complete every task through the server's ghost-text path, stop it."""
     from moe_lsp.inference.config import EngineConfig
-    from moe_lsp.inference.engine import EngineState
-    from moe_lsp.lsp.engine_host import default_factory, resolve_model
-    from moe_lsp.lsp.service import Service
-    from moe_lsp.lsp.session import Session
     from moe_lsp.lsp.settings import CompletionSettings, ServerSettings
 
     settings = ServerSettings(
@@ -120,26 +116,10 @@ async def generate(args: argparse.Namespace, tasks: dict[str, list[Task]]) -> di
             profile=args.profile or "auto", first_line_budget_ms=args.budget_ms
         ),
     )
-    service = Service()
-    model_dir = resolve_model(settings.engine, lambda state, message: log(message))
-    engine = default_factory(settings.engine, model_dir)
-    t0 = time.monotonic()
-    log(f"starting the engine for {model_dir}")
-    await asyncio.to_thread(engine.start)
-    load_seconds = time.monotonic() - t0
-    log(f"engine ready in {load_seconds:.1f} s")
-    service.host.engine, service.host.state = engine, EngineState.READY
-    service.forced_profile, service.embedded_model = args.profile or "auto", args.model is None
-    service.choose_profile()
-    profile = service.profile
-    assert profile is not None
-    log(profile.description)
     # A session as an editor's: the same documents, request, profile and completion path as
-    # `serve`; its root "/" makes display paths "humaneval/HumanEval_0.py", the repo name empty.
-    session = Session(service, settings)
-    session.root_path = "/"
+    # `serve` (tests/bench/editor_session.py).
     rows: list[dict[str, Any]] = []
-    try:
+    async with editor_session(settings, log) as (session, facts):
         for kind, chosen in tasks.items():
             started = time.monotonic()
             for i, task in enumerate(chosen, start=1):
@@ -153,15 +133,9 @@ async def generate(args: argparse.Namespace, tasks: dict[str, list[Task]]) -> di
                         f"{sum(1 for r in done if r['cleaned'].strip())} non-empty, "
                         f"median {lat or 0:.0f} ms, {time.monotonic() - started:.0f} s"
                     )
-    finally:
-        session.close()
-        await asyncio.to_thread(engine.shutdown)
     return {
         "rows": rows,
-        "model": model_dir,
-        "profile": profile.name,
-        "profile_description": profile.description,
-        "load_seconds": load_seconds,
+        **facts,
         "path": "lsp.completion.complete (Wait.FIRST: ghost text)",
         "settings": {
             "prompt_budget": settings.completion.prompt_budget,
@@ -478,16 +452,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # vLLM logs to stdout (and its engine processes inherit fd 1): point fd 1 at stderr for
-    # the whole run and keep the real stdout for the table only.
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    try:
-        return asyncio.run(run(args, out))
-    finally:
-        out.flush()
+    return main_with_table(partial(run, args))
 
 
 if __name__ == "__main__":

@@ -11,19 +11,18 @@ that check ("raw": `prompts/next_edit.py: to_edit` on the same completion).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+from tests.bench.editor_session import editor_session, main_with_table
 from tests.bench.eval_humaneval import machine
 from tests.bench.next_edit_tasks import (
     KINDS,
@@ -298,56 +297,22 @@ async def predict_task(session: Any, task: EditTask) -> dict[str, Any]:
     return row
 
 
-@contextlib.asynccontextmanager
-async def editor_session(args: argparse.Namespace) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
-    """The engine started and a session as an editor's over it (the setup of
-    tests/bench/eval_humaneval.py); yields it and facts about the run; stops the engine."""
+def settings_of(args: argparse.Namespace) -> Any:
+    """The server settings of the run (`--profile`, `--model`, `--timeout-seconds`)."""
     from moe_lsp.inference.config import EngineConfig
-    from moe_lsp.inference.engine import EngineState
-    from moe_lsp.lsp.engine_host import default_factory, resolve_model
-    from moe_lsp.lsp.service import Service
-    from moe_lsp.lsp.session import Session
     from moe_lsp.lsp.settings import CompletionSettings, ServerSettings
 
     completion = CompletionSettings(profile=args.profile or "auto")
     if args.timeout_seconds is not None:
         completion = replace(completion, timeout_seconds=args.timeout_seconds)
-    settings = ServerSettings(engine=EngineConfig(model=args.model), completion=completion)
-    service = Service()
-    model_dir = resolve_model(settings.engine, lambda state, message: log(message))
-    engine = default_factory(settings.engine, model_dir)
-    t0 = time.monotonic()
-    log(f"starting the engine for {model_dir}")
-    await asyncio.to_thread(engine.start)
-    load_seconds = time.monotonic() - t0
-    log(f"engine ready in {load_seconds:.1f} s")
-    service.host.engine, service.host.state = engine, EngineState.READY
-    service.forced_profile, service.embedded_model = args.profile or "auto", args.model is None
-    service.choose_profile()
-    profile = service.profile
-    assert profile is not None
-    log(profile.description)
-    # A session as an editor's; its root "/" makes display paths "stdlib/json/decoder.py".
-    session = Session(service, settings)
-    session.root_path = "/"
-    facts = {
-        "model": model_dir,
-        "profile": profile.name,
-        "profile_description": profile.description,
-        "load_seconds": round(load_seconds, 1),
-        "timeout_seconds": settings.completion.timeout_seconds,
-    }
-    try:
-        yield session, facts
-    finally:
-        session.close()
-        await asyncio.to_thread(engine.shutdown)
+    return ServerSettings(engine=EngineConfig(model=args.model), completion=completion)
 
 
 async def generate(args: argparse.Namespace, tasks: list[EditTask]) -> dict[str, Any]:
     """Start the engine, predict the next edit of every task, stop it."""
     rows: list[dict[str, Any]] = []
-    async with editor_session(args) as (session, facts):
+    settings = settings_of(args)
+    async with editor_session(settings, log) as (session, facts):
         started = time.monotonic()
         for i, task in enumerate(tasks, start=1):
             rows.append(await predict_task(session, task))
@@ -359,6 +324,11 @@ async def generate(args: argparse.Namespace, tasks: list[EditTask]) -> dict[str,
                     f"median {median([r['latency_ms'] for r in rows]) or 0:.0f} ms, "
                     f"{time.monotonic() - started:.0f} s"
                 )
+    facts = {
+        **facts,
+        "load_seconds": round(facts["load_seconds"], 1),
+        "timeout_seconds": settings.completion.timeout_seconds,
+    }
     return {"rows": rows, **facts, "path": "lsp.next_edit.predict (lsp.completion.complete)"}
 
 
@@ -416,16 +386,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # vLLM logs to stdout (and its engine processes inherit fd 1): point fd 1 at stderr for
-    # the whole run and keep the real stdout for the table only.
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    try:
-        return asyncio.run(run(args, out))
-    finally:
-        out.flush()
+    return main_with_table(partial(run, args))
 
 
 if __name__ == "__main__":
