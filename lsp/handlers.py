@@ -17,7 +17,6 @@ from .documents import PositionEncoding, Snapshot
 from .protocol import INVALID_PARAMS
 from .server import MoeLanguageServer
 from .session import word_before
-from .settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +81,10 @@ def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
             "Engine settings belong to the shared server (its command line or config file); "
             "yours were ignored. Completion settings apply to your session.",
         )
-    try:
-        session.configure(options)
-    except SettingsError as err:
-        log.error("bad initializationOptions: %s", err)
-        ls.show(lsp.MessageType.Warning, f"{err} Using defaults for the rest.")
+    ls.pulls_settings = bool(
+        params.capabilities.workspace and params.capabilities.workspace.configuration
+    )
+    warn_settings(ls, session.configure(options), "initializationOptions")
     root = params.root_uri or (
         params.workspace_folders[0].uri if params.workspace_folders else None
     )
@@ -95,25 +93,68 @@ def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
     log.info("initialize: position encoding %s", session.documents.encoding)
 
 
+SETTINGS_SECTION = "moe"
+"""The section of the client's settings pulled with workspace/configuration."""
+
+
 async def on_initialized(ls: MoeLanguageServer, params: lsp.InitializedParams) -> None:
+    for problem in ls.startup_warnings:
+        ls.warn(problem)
     await ls.start_engine()
+    await pull_settings(ls)
 
 
-def on_configuration(ls: MoeLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
-    # {"completion": {...}, "logPrompts": bool} (optionally under "moe"): applied at once.
-    # Engine settings need a restart of the server and are refused here.
-    body = params.settings
-    if isinstance(body, dict) and isinstance(body.get("moe"), dict):
-        body = body["moe"]
-    if not isinstance(body, dict) or not body:
-        return
-    try:
-        if "engine" in body:
-            raise SettingsError("Engine settings take effect when the server restarts.")
-        ls.session.configure(body)
-        log.info("settings changed: %s", ", ".join(sorted(body)))
-    except SettingsError as err:
-        ls.show(lsp.MessageType.Warning, str(err))
+async def pull_settings(ls: MoeLanguageServer) -> None:
+    """Completion settings from the client's `moe` section, when it answers
+    workspace/configuration (engine settings there were read at `initialize`)."""
+    if ls.pulls_settings:
+        body = await ls.pull_settings(SETTINGS_SECTION)
+        apply_settings(ls, body, "workspace/configuration", engine_warning=False)
+
+
+async def on_configuration(ls: MoeLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+    # {"completion": {...}, "logPrompts": bool} (optionally under "moe"): applied at once. With
+    # no settings (null, as clients that support the pull send), the settings are pulled.
+    # Engine settings need a restart of the server and are not applied here.
+    if not apply_settings(ls, params.settings, "settings"):
+        await pull_settings(ls)
+
+
+def apply_settings(
+    ls: MoeLanguageServer, body: Any, origin: str, *, engine_warning: bool = True
+) -> bool:
+    """Apply a client's settings object live (each bad value: one warning); False if `body`
+    holds none."""
+    if isinstance(body, dict) and isinstance(body.get(SETTINGS_SECTION), dict):
+        body = body[SETTINGS_SECTION]
+    if body is None or body == {}:
+        return False
+    problems = []
+    if isinstance(body, dict) and "engine" in body:
+        body = {k: v for k, v in body.items() if k != "engine"}
+        if engine_warning:
+            problems.append("Engine settings take effect when the server restarts.")
+    problems += ls.session.configure(body)
+    if isinstance(body, dict):
+        log.info("%s applied: %s", origin, ", ".join(sorted(map(str, body))))
+    warn_settings(ls, problems, origin)
+    return True
+
+
+MAX_SETTINGS_WARNINGS = 5
+"""Warnings shown for one settings object; the rest are only logged."""
+
+
+def warn_settings(ls: MoeLanguageServer, problems: list[str], origin: str) -> None:
+    """One warning per setting that was not applied (shown and logged), up to a bound."""
+    for problem in problems:
+        log.warning("%s: %s", origin, problem)
+    for problem in problems[:MAX_SETTINGS_WARNINGS]:
+        ls.warn(problem)
+    if len(problems) > MAX_SETTINGS_WARNINGS:
+        ls.warn(
+            f"{len(problems) - MAX_SETTINGS_WARNINGS} more settings were not applied (see the log)."
+        )
 
 
 def on_open(ls: MoeLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:

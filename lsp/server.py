@@ -46,6 +46,10 @@ class MoeLanguageServer(LanguageServer):
         self.stopping: asyncio.Task[None] | None = None
         """The engine stop begun by `shutdown`."""
         self.progress_supported = False
+        self.pulls_settings = False
+        """The client answers workspace/configuration (capability workspace.configuration)."""
+        self.startup_warnings: list[str] = []
+        """Problems found before the client came (the config file's), shown at `initialized`."""
         self._progress_token: str | None = None
         self._announced_failure = False
         self._unlisten = self.service.listen(self._on_engine_status)
@@ -64,6 +68,25 @@ class MoeLanguageServer(LanguageServer):
     def show(self, kind: lsp.MessageType, message: str) -> None:
         """One short message in the editor's message area."""
         self.window_show_message(lsp.ShowMessageParams(type=kind, message=f"moe-lsp: {message}"))
+
+    def warn(self, message: str) -> None:
+        """A warning shown to the user and written to the client's log (window/logMessage)."""
+        self.show(lsp.MessageType.Warning, message)
+        with contextlib.suppress(Exception):
+            self.window_log_message(
+                lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"moe-lsp: {message}")
+            )
+
+    async def pull_settings(self, section: str, timeout: float = 5.0) -> Any:
+        """The client's settings under `section` (workspace/configuration), or None when it has
+        none or does not answer in time."""
+        try:
+            params = lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section=section)])
+            answer = await asyncio.wait_for(self.workspace_configuration_async(params), timeout)
+        except Exception as err:
+            log.info("workspace/configuration not answered: %s", type(err).__name__)
+            return None
+        return answer[0] if isinstance(answer, list) and answer else None
 
     def _on_engine_status(self, state: EngineState, message: str) -> None:
         """Report engine state as progress, a status notification and, on failure, a message."""

@@ -72,10 +72,12 @@ class Session:
         service.sessions.add(self)
 
     # -- settings -------------------------------------------------------------------------------
-    def configure(self, options: Any) -> None:
-        """Apply a client's settings (raises SettingsError, keeping the old ones, on a bad one)."""
-        self.settings = self.settings.merged(options)
+    def configure(self, options: Any) -> list[str]:
+        """Apply a client's settings: each good value takes effect; one message is returned for
+        each value that did not (that setting keeps its current value)."""
+        self.settings, problems = self.settings.apply(options)
         self.debouncer = self._debouncer()
+        return problems
 
     def _debouncer(self) -> Debouncer:
         c = self.settings.completion

@@ -1,11 +1,14 @@
-"""Server settings: typed, defaulted, read from initializationOptions (camelCase on the wire)."""
+"""Server settings: declared once (type, range, default), checked the same way from every source."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import json
+import math
+import typing
+from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
-from moe_lsp.inference.config import EngineConfig
+from moe_lsp.inference.config import EngineConfig, wire_name
 from moe_lsp.inference.errors import EngineConfigError
 from moe_lsp.prompts.builder import Budget
 
@@ -14,47 +17,55 @@ _BUDGET = Budget()
 
 
 class SettingsError(ValueError):
-    """initializationOptions hold a value the server cannot use."""
+    """Settings hold a value the server cannot use (the message names the key and the rule)."""
+
+
+def _setting(
+    default: Any, low: float | None = None, high: float | None = None, unit: str = ""
+) -> Any:
+    """A setting's declaration: its default and, for numbers, the accepted range (inclusive)."""
+    return field(default=default, metadata={"low": low, "high": high, "unit": unit})
 
 
 @dataclass(frozen=True)
 class CompletionSettings:
-    """How completions are built and bounded."""
+    """How completions are built and bounded. Each field is one setting under `completion`
+    (camelCase on the wire); its type and range are declared here and nowhere else."""
 
-    prompt_budget: int = _BUDGET.total
+    prompt_budget: int = _setting(_BUDGET.total, 64, 65536, " tokens")
     """Tokens of code (current file and other open files) in a prompt."""
-    context_share: float = _BUDGET.context_share
+    context_share: float = _setting(_BUDGET.context_share, 0.0, 0.9)
     """Share of the budget for other open files (definitions and similar code)."""
-    suffix_share: float = _BUDGET.suffix_share
+    suffix_share: float = _setting(_BUDGET.suffix_share, 0.0, 0.9)
     """Share of the current file's tokens for text after the cursor (FIM models)."""
-    window_step_lines: int = _BUDGET.step_lines
+    window_step_lines: int = _setting(_BUDGET.step_lines, 1, 1024, " lines")
     """The prompt window's start moves in steps of this many lines (prefix-cache hits)."""
-    max_context_documents: int = 20
+    max_context_documents: int = _setting(20, 0, 1000, " documents")
     """Most recently edited open documents searched for context."""
-    profile: str = "auto"
+    profile: str = _setting("auto", 1, 64, " characters")
     """Prompt format: 'auto' (from the tokenizer's special tokens) or a profile name, e.g.
     'qwen-fim', 'deepseek-fim', 'starcoder-fim', 'codellama-fim', 'codestral-fim',
     'prefix-only', 'chat-infill'."""
-    max_tokens_single: int = _BUDGET.max_tokens_single
+    max_tokens_single: int = _setting(_BUDGET.max_tokens_single, 1, 1024, " tokens")
     """Generation limit for a single-line completion."""
-    max_tokens_multi: int = _BUDGET.max_tokens_multi
+    max_tokens_multi: int = _setting(_BUDGET.max_tokens_multi, 1, 4096, " tokens")
     """Generation limit for a multi-line completion."""
-    debounce_floor_ms: float = 0.0
+    debounce_floor_ms: float = _setting(0.0, 0, 2000, " ms")
     """Least wait before asking the model for ghost text."""
-    debounce_ceiling_ms: float = 120.0
+    debounce_ceiling_ms: float = _setting(120.0, 0, 2000, " ms")
     """Most wait; the wait adapts to the typing rhythm (none after a pause)."""
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = _setting(10.0, 0.1, 300, " s")
     """A completion still running after this long is stopped and its text so far returned."""
-    syntax_stop: bool = True
+    syntax_stop: bool = _setting(True)
     """Stop the engine as soon as the completion is whole (its line, or its block by the
     indentation rules and tree-sitter); off: generate to the token limit, then cut."""
-    hot_streak_tokens: int = 96
+    hot_streak_tokens: int = _setting(96, 0, 1024, " tokens")
     """Single-line ghost text at a line's end: answer with the first line, keep generating up
     to this many tokens of the following lines for the next requests (0: off)."""
-    first_line_budget_ms: float = 1500.0
+    first_line_budget_ms: float = _setting(1500.0, 0, 60000, " ms")
     """A multi-line ghost text still running after this long is answered with its whole lines
     so far; the rest keeps coming for the next request."""
-    stream_ghost_text: bool = False
+    stream_ghost_text: bool = _setting(False)
     """Send `moe/ghostText` notifications with the growing ghost text (for clients that render
     a stream)."""
 
@@ -72,49 +83,202 @@ class CompletionSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Everything the server reads from its command line and initializationOptions."""
+    """Everything the server reads from its config file, command line and the client."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     """Engine settings: the backend ('vllm' in this process, or 'openai': a remote server at
     `engine.url`), the model, and each backend's own knobs (flat on the wire)."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     """Prompt and generation bounds."""
-    log_prompts: bool = False
+    log_prompts: bool = _setting(False)
     """Write prompt and completion text to the log (off: logs hold no code)."""
 
-    def merged(self, options: Any) -> ServerSettings:
-        """These settings overridden by a client's initializationOptions dict."""
-        if not options:
-            return self
+    def apply(self, options: Any, where: str = "") -> tuple[ServerSettings, list[str]]:
+        """These settings with every good value of `options` applied, and one message for each
+        value that was not (that setting keeps its current value). Never raises.
+
+        `where` names the source in messages ('config file ~/.config/moe-lsp/config.toml')."""
+        problems: list[str] = []
+        if options is None or options == {}:
+            return self, problems
         if not isinstance(options, dict):
-            raise SettingsError("initializationOptions must be an object.")
+            return self, [f"{_source(where)}settings must be an object, not {_show(options)}."]
         result = self
         for key, value in options.items():
-            if key == "engine":
-                if not isinstance(value, dict):
-                    raise SettingsError("initializationOptions.engine must be an object.")
-                try:
-                    result = replace(result, engine=result.engine.merged(value))
-                except EngineConfigError as err:
-                    raise SettingsError(str(err)) from err
-            elif key == "completion":
-                if not isinstance(value, dict):
-                    raise SettingsError("initializationOptions.completion must be an object.")
-                names = {f.name for f in fields(CompletionSettings)}
-                patch2: dict[str, Any] = {}
-                for k, v in value.items():
-                    if _snake(k) not in names:
-                        raise SettingsError(f"Unknown completion setting '{k}'.")
-                    patch2[_snake(k)] = v
-                result = replace(result, completion=replace(result.completion, **patch2))
-            elif key == "token":
+            name = snake(str(key))
+            if name == "token":
                 continue  # the shared TCP token, checked by the protocol; never kept or logged
-            elif key == "logPrompts":
-                result = replace(result, log_prompts=bool(value))
+            if name == "engine":
+                engine, problem = _apply_engine(result.engine, value)
+                result = replace(result, engine=engine)
+            elif name == "completion":
+                completion, more = _apply_fields(result.completion, value, "completion.")
+                result = replace(result, completion=completion)
+                problems += [_source(where) + p for p in more]
+                continue
+            elif name in _TOP:
+                result, problem = _apply_one(result, _TOP[name], value, "")
+            elif name in _COMPLETION:
+                problem = (
+                    f"Unknown setting '{key}': completion settings go under 'completion' "
+                    f"(completion.{wire_name(name)})."
+                )
             else:
-                raise SettingsError(f"Unknown setting '{key}'.")
+                problem = f"Unknown setting '{key}'."
+            if problem:
+                problems.append(_source(where) + problem)
+        return result, problems
+
+    def merged(self, options: Any) -> ServerSettings:
+        """These settings overridden by `options`; SettingsError (naming every bad value) if
+        any value could not be used."""
+        result, problems = self.apply(options)
+        if problems:
+            raise SettingsError(" ".join(problems))
         return result
 
+    def wire(self) -> dict[str, Any]:
+        """Every setting as `dotted.camelCase` key -> value (the engine's flat, as on the wire)."""
+        out: dict[str, Any] = {}
+        e = self.engine
+        for part in (e, e.vllm, e.openai):
+            for f in fields(part):
+                if f.name not in ("vllm", "openai"):
+                    out["engine." + wire_name(f.name)] = getattr(part, f.name)
+        for f in fields(self.completion):
+            out["completion." + wire_name(f.name)] = getattr(self.completion, f.name)
+        out["logPrompts"] = self.log_prompts
+        return out
 
-def _snake(key: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+_COMPLETION: dict[str, Field[Any]] = {f.name: f for f in fields(CompletionSettings)}
+_TOP: dict[str, Field[Any]] = {f.name: f for f in fields(ServerSettings) if f.name == "log_prompts"}
+_HINTS = {
+    CompletionSettings: typing.get_type_hints(CompletionSettings),
+    ServerSettings: typing.get_type_hints(ServerSettings),
+}
+
+
+def snake(key: str) -> str:
+    """The snake_case field name of a camelCase, snake_case or kebab-case key."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in key).replace("-", "_")
+
+
+def describe(f: Field[Any], owner: type = CompletionSettings) -> str:
+    """The accepted values of a setting, as messages and the README say them."""
+    kind = _HINTS[owner][f.name]
+    low, high, unit = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("unit", "")
+    if kind is bool:
+        return "true or false"
+    if kind is str:
+        return f"a string of {low:g} to {high:g} characters" if high is not None else "a string"
+    noun = "a whole number" if kind is int else "a number"
+    if low is None:
+        return noun
+    return f"{noun} from {low:g} to {high:g}{unit}"
+
+
+def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:
+    """`value` as the setting `f` holds it; SettingsError (saying what is accepted) if it
+    does not fit the declared type and range. Strings are never read as booleans or numbers."""
+    kind = _HINTS[owner][f.name]
+    low, high = f.metadata.get("low"), f.metadata.get("high")
+    ok = False
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)  # 512.0 from a JSON writer that has only floats
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (isinstance(value, int) or math.isfinite(value))
+        )
+    elif kind is str:
+        ok = isinstance(value, str)
+    if ok and low is not None and high is not None:
+        size = len(value) if isinstance(value, str) else value
+        ok = low <= size <= high
+    if not ok:
+        raise SettingsError(f"must be {describe(f, owner)}")
+    return float(value) if kind is float else value
+
+
+def _apply_one(obj: Any, f: Field[Any], value: Any, prefix: str) -> tuple[Any, str | None]:
+    """`obj` with one setting applied, or `obj` and the message saying why not."""
+    try:
+        return replace(obj, **{f.name: check(f, value, type(obj))}), None
+    except SettingsError as err:
+        key = prefix + wire_name(f.name)
+        kept = _show(getattr(obj, f.name))
+        return obj, f"{key} = {_show(value)} was not applied: it {err}; keeping {kept}."
+
+
+def _apply_fields(obj: Any, values: Any, prefix: str) -> tuple[Any, list[str]]:
+    if not isinstance(values, dict):
+        return obj, [f"{prefix.rstrip('.')} must be an object, not {_show(values)}; ignored."]
+    problems: list[str] = []
+    for key, value in values.items():
+        f = _COMPLETION.get(snake(str(key)))
+        if f is None:
+            problems.append(f"Unknown completion setting '{key}'.")
+            continue
+        obj, problem = _apply_one(obj, f, value, prefix)
+        if problem:
+            problems.append(problem)
+    return obj, problems
+
+
+def _apply_engine(engine: EngineConfig, value: Any) -> tuple[EngineConfig, str | None]:
+    """The engine settings with `value` applied as a whole, or unchanged and why not."""
+    if not isinstance(value, dict):
+        return engine, f"engine must be an object, not {_show(value)}; ignored."
+    bad = _non_finite(value)
+    if bad is not None:
+        return engine, f"engine.{bad} must be a finite number; engine settings kept as they were."
+    try:
+        return engine.merged(value), None
+    except EngineConfigError as err:
+        return engine, f"{err} Engine settings kept as they were."
+    except (TypeError, ValueError, OverflowError, RecursionError) as err:
+        return engine, f"engine settings not applied ({type(err).__name__}); kept as they were."
+
+
+def _non_finite(data: dict[str, Any], prefix: str = "") -> str | None:
+    """The key of a NaN or infinite number in `data` (one level of nesting), if any."""
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return prefix + str(key)
+        if isinstance(value, dict) and not prefix:
+            found = _non_finite(value, f"{key}.")
+            if found:
+                return found
+    return None
+
+
+def _source(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+_SHOWN_CHARS = 60
+"""Longest value quoted in a message."""
+
+
+def _show(value: Any) -> str:
+    """A short JSON-like rendering of a value for a message (never raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number too large to use"
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def declared() -> list[tuple[str, Field[Any], type]]:
+    """Every client setting as (wire key, its declaration, the class declaring it)."""
+    out = [("completion." + wire_name(f.name), f, CompletionSettings) for f in _COMPLETION.values()]
+    out += [(wire_name(f.name), f, ServerSettings) for f in _TOP.values()]
+    return out
