@@ -23,11 +23,13 @@ from .engine import (
 )
 from .errors import EngineConfigError, EngineNotReady, EngineStartError
 from .tokenizer import FolderTokenizer, HfTokenizerAdapter, chat_template_of
+from .torch_extras import hide_mismatched
 
 log = logging.getLogger(__name__)
 
 
 def _on_cpu() -> bool:
+    hide_mismatched()  # before vLLM imports transformers, which imports torchvision when present
     from vllm.platforms import current_platform
 
     return bool(current_platform.is_cpu())

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from moe_lsp.inference import torch_extras
+
 from .cli_shared import CONNECT_IDLE_SECONDS, add_shared_flags, cmd_connect
 from .orphans import exit_with_parent, is_spawned_child
 from .settings import ServerSettings, SettingsError
@@ -17,6 +19,10 @@ if is_spawned_child():
     # This module is imported again in each process vLLM spawns (as, or by, the parent's main
     # module): such a process ends when the server that started it is gone.
     exit_with_parent()
+    torch_extras.hide_mismatched()
+elif hidden_extras := torch_extras.hide_mismatched():
+    # PyPI's torchvision/torchaudio/torchcodec beside a CPU torch: hidden before vLLM loads.
+    print(torch_extras.hint(hidden_extras), file=sys.stderr)
 
 
 ENGINE_URL_ENV = "MOE_LSP_ENGINE_URL"
