@@ -202,8 +202,23 @@ def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:
         size = len(value) if isinstance(value, str) else value
         ok = low <= size <= high
     if not ok:
-        raise SettingsError(f"must be {describe(f, owner)}")
+        hint = " (a JSON value, not a string)" if _looks_like(value, kind) else ""
+        raise SettingsError(f"must be {describe(f, owner)}{hint}")
     return float(value) if kind is float else value
+
+
+def _looks_like(value: Any, kind: Any) -> bool:
+    """True for a string that spells a value of `kind` ("false", "50"): never read as one."""
+    if not isinstance(value, str) or kind is str:
+        return False
+    text = value.strip().lower()
+    if kind is bool:
+        return text in ("true", "false", "yes", "no", "on", "off", "0", "1")
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _apply_one(obj: Any, f: Field[Any], value: Any, prefix: str) -> tuple[Any, str | None]:
