@@ -115,11 +115,12 @@ def outcome_of(
         " (syntax)" if gen.by_syntax else "",
     )
     if log_prompts:
-        # the debug switch: prompt and completion text, with secret-looking strings redacted
+        # the debug switch: prompt and completion text, with secret-looking strings redacted;
+        # the whole text is redacted before it is cut, so a cut never keeps part of a secret
         log.info(
             "completion %s before cursor=%r raw=%r text=%r heal=%r",
             gen.request_id,
-            redact(prompt.before[-LOGGED_PROMPT_CHARS:]),
+            redact(prompt.before)[-LOGGED_PROMPT_CHARS:],
             redact(gen.raw),
             redact(text),
             prompt.heal,
