@@ -22,6 +22,7 @@ const timeoutMs = Number(process.env.MOE_SMOKE_TIMEOUT_S || 300) * 1000;
 
 const found = findServerCommand({
   workspaceFolders: [workspace],
+  workspaceTrusted: true,
   pathEnv: process.env.PATH,
   platform: process.platform,
   isExecutable: (f) => {

@@ -1,5 +1,6 @@
 /** VS Code glue: starts moe-lsp (by default `moe-lsp connect`: the user's shared server), shows
- * its state, gates completions by language, sends completion-setting changes live. */
+ * its state, gates completions by language, sends completion-setting changes live (engine
+ * changes restart it), never runs a workspace binary in an untrusted workspace. */
 import * as fs from "node:fs";
 import * as vscode from "vscode";
 import {
@@ -15,7 +16,7 @@ import { ACTION_PREFIX, refusalMessage, STALE_MESSAGE, staleEdit } from "./logic
 import { MoeSettings } from "./logic/initOptions";
 import { isLanguageEnabled, LanguageRules, toggleLanguage } from "./logic/languages";
 import { classifyChange, LaunchPlan, planLaunch } from "./logic/launch";
-import { findServerCommand, ServerCommand } from "./logic/serverCommand";
+import { findServerCommand, ServerCommand, ServerCommandInput, untrustedSkips } from "./logic/serverCommand";
 import { EngineState, formatStats, formatStatus, lastTotalMs, parseState } from "./logic/status";
 import { NextEditController } from "./nextEditUi";
 
@@ -128,20 +129,27 @@ function workspaceFolders(): string[] {
   return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
 }
 
-function findServer(folders: string[]): ServerCommand | undefined {
+function serverCommandInput(folders: string[]): ServerCommandInput {
   const c = config();
-  return findServerCommand({
+  return {
     configuredCommand: c.get<string>("server.command"),
     configuredArgs: c.get<string[]>("server.args"),
     workspaceFolders: folders,
     pathEnv: process.env.PATH,
     platform: process.platform,
     isExecutable,
-  });
+    // Untrusted: never run a binary from the workspace (package.json untrustedWorkspaces).
+    workspaceTrusted: vscode.workspace.isTrusted,
+  };
+}
+
+function findServer(folders: string[]): ServerCommand | undefined {
+  return findServerCommand(serverCommandInput(folders));
 }
 
 async function startClient(): Promise<void> {
   const folders = workspaceFolders();
+  for (const skip of untrustedSkips(serverCommandInput(folders))) log.warn(skip);
   const found = findServer(folders);
   if (!found) {
     engineState = "failed";
@@ -400,6 +408,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         updateStatus();
       }
     }),
+    // Trust granted: the workspace's own server (its .venv) may be the one to run now.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void onServerSettingsChanged()),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
       if (!client) void restart();
     }),

@@ -1,8 +1,14 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { findServerCommand } from "../src/logic/serverCommand";
+import { findServerCommand, ServerCommandInput, untrustedSkips } from "../src/logic/serverCommand";
 
-const base = { workspaceFolders: [] as string[], platform: "linux", pathEnv: "", isExecutable: () => false };
+const base = {
+  workspaceFolders: [] as string[],
+  platform: "linux",
+  pathEnv: "",
+  isExecutable: () => false,
+  workspaceTrusted: true,
+};
 
 test("configured absolute command wins and keeps args", () => {
   const r = findServerCommand({
@@ -75,3 +81,35 @@ test("windows looks in .venv\\Scripts and splits PATH on ;", () => {
   });
   assert.equal(onPath?.command, "C:\\b\\moe-lsp.exe");
 });
+
+// An untrusted workspace: nothing inside its folders is run.
+const untrusted: ServerCommandInput = {
+  ...base,
+  workspaceTrusted: false,
+  workspaceFolders: ["/ws/a"],
+  pathEnv: "/usr/bin",
+  isExecutable: (f: string) => f === "/ws/a/.venv/bin/moe-lsp" || f === "/usr/bin/moe-lsp",
+};
+const untrustedCases: [string, Partial<ServerCommandInput>, string | undefined, string[]][] = [
+  ["the workspace .venv is skipped for PATH", {}, "/usr/bin/moe-lsp", ["workspace not trusted: not running /ws/a/.venv/bin/moe-lsp"]],
+  [
+    "a relative configured command is skipped",
+    { configuredCommand: "./tools/moe-lsp" },
+    "/usr/bin/moe-lsp",
+    [
+      "workspace not trusted: not running moeLsp.server.command ./tools/moe-lsp (inside the workspace)",
+      "workspace not trusted: not running /ws/a/.venv/bin/moe-lsp",
+    ],
+  ],
+  ["an absolute configured command still runs", { configuredCommand: "/opt/moe/bin/moe-lsp" }, "/opt/moe/bin/moe-lsp", ["workspace not trusted: not running /ws/a/.venv/bin/moe-lsp"]],
+  ["a bare configured name still runs (PATH)", { configuredCommand: "moe-lsp" }, "moe-lsp", ["workspace not trusted: not running /ws/a/.venv/bin/moe-lsp"]],
+  ["nothing on PATH: nothing found", { pathEnv: "" }, undefined, ["workspace not trusted: not running /ws/a/.venv/bin/moe-lsp"]],
+  ["trusted: the .venv runs again", { workspaceTrusted: true }, "/ws/a/.venv/bin/moe-lsp", []],
+];
+for (const [name, over, command, skips] of untrustedCases) {
+  test(`untrusted workspace: ${name}`, () => {
+    const input = { ...untrusted, ...over };
+    assert.equal(findServerCommand(input)?.command, command);
+    assert.deepEqual(untrustedSkips(input), skips);
+  });
+}

@@ -9,6 +9,24 @@ export interface LanguageRules {
   disabledLanguages: string[];
 }
 
+/**
+ * VS Code language ids the server has a language spec for (prompts/languages.py): the
+ * extension activates on these (package.json activationEvents). Once active it completes any
+ * enabled language; the others get plain-text prompts.
+ */
+export const SUPPORTED_LANGUAGES = [
+  "python",
+  "javascript",
+  "javascriptreact",
+  "typescript",
+  "typescriptreact",
+  "go",
+  "rust",
+  "java",
+  "c",
+  "cpp",
+] as const;
+
 const norm = (ids: string[] | undefined) => (ids ?? []).map((s) => s.trim().toLowerCase()).filter(Boolean);
 
 export function isLanguageEnabled(languageId: string, rules: LanguageRules): boolean {

@@ -14,6 +14,11 @@ export interface ServerCommandInput {
   platform: string;
   /** True if `file` exists and is a file the user may run. */
   isExecutable: (file: string) => boolean;
+  /**
+   * `vscode.workspace.isTrusted`. Untrusted: nothing inside a workspace folder is run (no
+   * `.venv/bin/moe-lsp`, no relative `moeLsp.server.command`); PATH and absolute commands are.
+   */
+  workspaceTrusted: boolean;
 }
 
 export interface ServerCommand {
@@ -41,21 +46,20 @@ function pathNames(platform: string): string[] {
 /**
  * The command to start: the setting if given (a relative path is taken from the first
  * workspace folder), else `.venv/bin/moe-lsp` in a workspace folder, else `moe-lsp` on PATH.
- * Undefined when nothing is found.
+ * In an untrusted workspace the workspace's own candidates are skipped (`untrustedSkips`
+ * says which). Undefined when nothing is found.
  */
 export function findServerCommand(input: ServerCommandInput): ServerCommand | undefined {
   const args = input.configuredArgs ?? DEFAULT_ARGS;
   const configured = input.configuredCommand?.trim();
   const join = input.platform === "win32" ? path.win32 : path.posix;
-  if (configured) {
-    let command = configured;
-    const looksLikePath = configured.includes("/") || configured.includes("\\");
-    if (looksLikePath && !join.isAbsolute(configured) && input.workspaceFolders.length > 0) {
-      command = join.join(input.workspaceFolders[0], configured);
-    }
-    return { command, args, source: "setting" };
+  if (configured && !isWorkspaceRelative(configured, input)) {
+    return { command: configured, args, source: "setting" };
   }
-  for (const folder of input.workspaceFolders) {
+  if (configured && input.workspaceTrusted) {
+    return { command: join.join(input.workspaceFolders[0], configured), args, source: "setting" };
+  }
+  for (const folder of input.workspaceTrusted ? input.workspaceFolders : []) {
     for (const rel of venvCandidates(input.platform)) {
       const candidate = join.join(folder, rel);
       if (input.isExecutable(candidate)) return { command: candidate, args, source: "workspace" };
@@ -70,4 +74,29 @@ export function findServerCommand(input: ServerCommandInput): ServerCommand | un
     }
   }
   return undefined;
+}
+
+/** A configured command that is a relative path, taken from the first workspace folder. */
+function isWorkspaceRelative(configured: string, input: ServerCommandInput): boolean {
+  const join = input.platform === "win32" ? path.win32 : path.posix;
+  const looksLikePath = configured.includes("/") || configured.includes("\\");
+  return looksLikePath && !join.isAbsolute(configured) && input.workspaceFolders.length > 0;
+}
+
+/** What an untrusted workspace kept from being run, one sentence each (for the log). */
+export function untrustedSkips(input: ServerCommandInput): string[] {
+  if (input.workspaceTrusted) return [];
+  const join = input.platform === "win32" ? path.win32 : path.posix;
+  const skipped: string[] = [];
+  const configured = input.configuredCommand?.trim();
+  if (configured && isWorkspaceRelative(configured, input)) {
+    skipped.push(`moeLsp.server.command ${configured} (inside the workspace)`);
+  }
+  for (const folder of input.workspaceFolders) {
+    for (const rel of venvCandidates(input.platform)) {
+      const candidate = join.join(folder, rel);
+      if (input.isExecutable(candidate)) skipped.push(candidate);
+    }
+  }
+  return skipped.map((s) => `workspace not trusted: not running ${s}`);
 }
