@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import unquote, urlsplit
 
 PLACEHOLDER = "<redacted>"
@@ -28,6 +29,10 @@ _SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".keystore", ".jks", ".ppk",
 """File extensions (lower case) of key stores and env files (`prod.env`)."""
 _SECRET_PREFIXES = (
     ".env.",
+    ".env-",  # .env-local
+    ".env_",
+    "dotenv.",
+    ".dotenv.",
     "id_rsa",
     "id_dsa",
     "id_ecdsa",
@@ -40,21 +45,60 @@ _SECRET_DIRS = frozenset({".ssh", ".gnupg"})
 """Folders (lower case) whose every file is secret."""
 
 
+_DOTENV_NAMES = frozenset({"dotenv", ".dotenv", "dot.env", "dot_env", "dot-env"})
+"""dotenv-style names without the leading `.env`."""
+_BACKUP_SUFFIXES = (".bak", ".orig", ".old", ".swp", ".swo", ".tmp", ".save", ".backup", ".sav")
+"""Editor and tool copies of a file (`.env.bak`, `server.key.orig`): judged as the original."""
+_VERSION_SUFFIX = re.compile(r";[^;/\\]*$")
+"""A version suffix (`.env;v=1`, VMS-style `.env;1`)."""
+
+
 def _path_parts(path: str) -> list[str]:
     """Path components of a file path or URI (`file:///a/b`, `untitled:x`), decoded."""
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path) and not re.match(r"^[A-Za-z]:[\\/]", path):
-        path = unquote(urlsplit(path).path)
-    return [p for p in re.split(r"[\\/]+", path) if p]
+        path = urlsplit(path).path
+    return [p for p in re.split(r"[\\/]+", _unquote_all(path)) if p]
+
+
+def _unquote_all(text: str) -> str:
+    """Percent-escapes decoded until none is left (`%252e` is `%2e` is `.`), four rounds at most."""
+    for _ in range(4):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def normal_name(name: str) -> str:
+    """A file name as the path rules judge it: escapes decoded, Unicode compatibility forms
+    folded (full-width dots), case-folded; trailing `~`, blanks, dots, version suffixes
+    (`;v=1`), editor wrappers (`#.env#`, `.#.env`) and backup suffixes (`.bak`) removed."""
+    name = unicodedata.normalize("NFKC", _unquote_all(name)).casefold()
+    for _ in range(8):
+        before = name
+        name = _VERSION_SUFFIX.sub("", name).strip().rstrip("~.").strip("#")
+        if name.startswith(".#"):
+            name = name[2:]
+        for suffix in _BACKUP_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+        if name == before:
+            break
+    return name
 
 
 def is_secret_path(path: str) -> bool:
-    """True for files whose content must never be context: env files, keys, credentials."""
-    parts = [p.lower() for p in _path_parts(path)]
+    """True for files whose content must never be context: env files, keys, credentials.
+    Names are normalised first (`normal_name`): `.env~`, `.env%20`, `.env;v=1` are `.env`."""
+    parts = [normal_name(p) for p in _path_parts(path)]
+    parts = [p for p in parts if p]
     if not parts:
         return False
     name = parts[-1]
     return (
         name in _SECRET_NAMES
+        or name in _DOTENV_NAMES
         or name.endswith(_SECRET_SUFFIXES)
         or name.startswith(_SECRET_PREFIXES)
         or any(p in _SECRET_DIRS for p in parts[:-1])
@@ -94,6 +138,10 @@ _TOKENS = re.compile(
     # OpenAI / Anthropic style: sk-, sk-proj-, sk-ant-api03-...; mixed case and a digit, so
     # kebab-case words (sk-learn, sk-fading-circle) are left alone.
     r"|sk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])[A-Za-z0-9_-]{20,}"
+    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
+    r"|npm_[A-Za-z0-9]{36}"  # npm access token
+    r"|pypi-AgE[A-Za-z0-9_-]{40,}"  # PyPI (and TestPyPI) API token: a macaroon
+    r"|SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,64}"  # SendGrid API key
     r")(?![A-Za-z0-9_-])"
 )
 """Vendor tokens recognisable by their shape alone."""
@@ -110,10 +158,13 @@ _SECRET_WORD = (
     r"(?:password|passwd|passphrase|secret|token"
     r"|(?:api|secret|private|access|client|encryption|signing|master|auth)[_-]?key|apikey)"
 )
+_SHORT_WORD = r"(?:(?:[\w$.-]*?[_.-])?(?:pass|pwd)|[\w$.-]*?(?-i:[a-z0-9](?:Pass|Pwd)))"
+"""`pass` and `pwd` name a password only as a whole part of the name (`DB_PASS`, `dbPass`,
+`pwd`), never inside a word (`bypass`, `compass`)."""
 _SECRET_NAME = re.compile(
     # the name starts a word (`self.db_password`, `"spring.datasource.password"`), not after
     # `::` (`"AWS::ApiGateway::ApiKey"` names a resource type)
-    rf"(?<![\w$-])(?<!::)[\w$.-]*?{_SECRET_WORD}(?![\w$-])"
+    rf"(?<![\w$-])(?<!::)(?:[\w$.-]*?{_SECRET_WORD}|{_SHORT_WORD})(?![\w$-])"
     r"[\"']?[ \t]*(?::[ \t]*[\w.&|\[\]<> ]{1,30}?[ \t]*)?$",
     re.IGNORECASE,
 )
@@ -129,7 +180,7 @@ _REFERENCE = re.compile(
     r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|%\(\w+\)s|\$[A-Za-z_]\w*"
     r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"  # AWS_SECRET_ACCESS_KEY: an environment variable's name
     r"|[a-z][a-z0-9]*(?:_[a-z0-9]+|[A-Z][a-z0-9]+)*"
-    r"(?:_(?i:password|passwd|passphrase|secret|token|key)"
+    r"(?:_(?i:password|passwd|passphrase|secret|token|key|pass|pwd)"
     r"|(?<=[a-z0-9])(?:Password|Passwd|Passphrase|Secret|Token|Key)))$"
 )
 """Values that name a secret kept elsewhere (`${DB_PASSWORD}`, `<your-token>`, an environment
@@ -163,6 +214,61 @@ def _pem_tail(m: re.Match[str]) -> str:
     return PLACEHOLDER + "".join(_breaks(m.group(1)))
 
 
+_BARE_SITE = re.compile(
+    r"^[ \t]*(?:export[ \t]+|-[ \t]+)?(?P<name>[\w$.-]{1,80}?)[\"']?[ \t]*[:=][ \t]*"
+    r"(?P<value>[^\s'\"#,;()\[\]{}<>`$=]{8,})[ \t]*(?:#[^\r\n]*)?$",
+    re.MULTILINE,
+)
+"""A whole-line assignment with an unquoted value, as env files, shells, INI and YAML write it:
+`DB_PASS=hunter2hunter2`, `password: Tr0ub4dor&3`, `export API_TOKEN=...`."""
+_DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+"""`settings.token`, `os.environ`: code that reads a secret, not a secret."""
+_PLAIN_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^@]*$")
+"""A URL without credentials (`TOKEN_URL=https://host/oauth/token`)."""
+
+
+def _bare_secret(value: str) -> bool:
+    """True for an unquoted value that looks like a credential rather than a name or code."""
+    if _REFERENCE.match(value) or _DOTTED_PATH.match(value) or _PLAIN_URL.match(value):
+        return False
+    if value.lower() in ("true", "false", "null", "none", "yes", "no", "required", "changeme"):
+        return False
+    # a digit or a symbol: `hunter2hunter2`, `Tr0ub4dor&3`; a plain word (`password_field`) is
+    # a name; a long mixed-case run is a key even without digits
+    return bool(re.search(r"[0-9!%&*+/@^|~?]", value)) or (
+        len(value) >= 16 and value != value.lower() and value != value.upper()
+    )
+
+
+def _redact_bare(text: str) -> str:
+    """Replace the unquoted values of whole-line secret assignments."""
+    if "=" not in text and ":" not in text:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for m in _BARE_SITE.finditer(text):
+        if _SECRET_NAME.search(m.group("name")) and _bare_secret(m.group("value")):
+            pieces += (text[done : m.start("value")], PLACEHOLDER)
+            done = m.end("value")
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+_URL_CREDENTIALS = re.compile(
+    r"(?<=://)(?P<user>[^\s:/@'\"<>]{0,128}):(?P<pw>[^\s/@'\"<>]{1,256})@"
+)
+"""The password of credentials inside a URL (`postgres://user:pass@host`)."""
+
+
+def _url_credential(m: re.Match[str]) -> str:
+    pw = m.group("pw")
+    if pw == PLACEHOLDER or _REFERENCE.match(pw):
+        return m.group(0)
+    return f"{m.group('user')}:{PLACEHOLDER}@"
+
+
 def _redact_values(text: str) -> str:
     """Replace the values of secret-named assignments; the operator sites are found first, since
     they are rarer than the names (an IGNORECASE scan for the names is ~10x slower)."""
@@ -193,8 +299,9 @@ def _redact_values(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with private keys, vendor tokens and quoted secret assignments replaced by
-    `PLACEHOLDER`; names are kept and the number of lines never changes.
+    """`text` with private keys, vendor tokens, URL passwords and secret assignments (quoted,
+    or unquoted on a line of their own) replaced by `PLACEHOLDER`; names are kept and the
+    number of lines never changes.
 
     Returns `text` itself when nothing was found.
     """
@@ -224,4 +331,6 @@ def _redact_once(text: str) -> str:
         if "-----END" in out:
             out = _PEM_TAIL.sub(_pem_tail, out)
     out = _TOKENS.sub(PLACEHOLDER, out)
-    return _redact_values(out)
+    if "://" in out:
+        out = _URL_CREDENTIALS.sub(_url_credential, out)
+    return _redact_bare(_redact_values(out))
