@@ -11,6 +11,7 @@ from pathlib import Path
 
 from moe_lsp.inference import torch_extras
 
+from . import experts_cli
 from .cli_shared import CONNECT_IDLE_SECONDS, add_shared_flags, cmd_connect
 from .orphans import exit_with_parent, is_spawned_child
 from .settings import ServerSettings, SettingsError
@@ -86,6 +87,23 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> ServerSettings:
+    """The config file's settings (its problems kept in `args.config_problems`), then the
+    command line's engine flags and switches over them."""
+    from .config_file import load
+
+    file = load()
+    args.config_file, args.config_problems = file, file.problems
+    settings = file.settings
+    engine = flag_engine(args)
+    if engine:
+        settings = settings.merged({"engine": engine})
+    if getattr(args, "log_prompts", False):
+        settings = settings.merged({"logPrompts": True})
+    return settings
+
+
+def flag_engine(args: argparse.Namespace) -> dict[str, object]:
+    """The engine settings the command line (and its environment defaults) set."""
     engine = {
         k: v
         for k in (
@@ -107,12 +125,7 @@ def _settings_from(args: argparse.Namespace) -> ServerSettings:
     engine.update(
         {spec[0]: v for flag, spec in REMOTE_FLAGS.items() if (v := getattr(args, flag, None))}
     )
-    settings = ServerSettings()
-    if engine:
-        settings = settings.merged({"engine": engine})
-    if getattr(args, "log_prompts", False):
-        settings = settings.merged({"logPrompts": True})
-    return settings
+    return engine
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -124,10 +137,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as err:
         print(f"moe-lsp: {err}", file=sys.stderr)
         return 2
+    level, log_file, default_file = log_choice(args)
     if args.tcp or args.listen:
         from .cli_shared import serve_shared
 
-        setup_logging(args.log_level, args.log_file)
+        setup_logging(level, log_file, default_file)
+        _log_config_problems(args)
         try:
             token = _read_token(args.token_file)
         except OSError as err:
@@ -135,11 +150,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         return serve_shared(args, settings, token)
     lsp_out = protect_stdout()
-    setup_logging(args.log_level, args.log_file)
+    setup_logging(level, log_file, default_file)
+    _log_config_problems(args)
     from .server import create_server
     from .transport import serve_stdio
 
     server = create_server(settings)
+    server.startup_warnings = list(getattr(args, "config_problems", []))
 
     def _exit_on_signal(signum: int, frame: object) -> None:
         # Stop the engine, then leave at once (the event loop may be busy in a handler).
@@ -156,6 +173,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.host.shutdown_blocking()
     return 0 if server.protocol._shutdown else 1
+
+
+def log_choice(args: argparse.Namespace) -> tuple[str, str | None, Path | None]:
+    """The log level, the --log-file (flag, else the config file's) and the default file."""
+    from .config_file import default_log_file
+
+    options = args.config_file.options if getattr(args, "config_file", None) else None
+    level = args.log_level or (options.log_level if options else "") or "INFO"
+    log_file = args.log_file or (options.log_file if options else "") or None
+    return level, log_file, default_log_file()
+
+
+def _log_config_problems(args: argparse.Namespace) -> None:
+    for problem in getattr(args, "config_problems", []):
+        logging.getLogger(__name__).warning("%s", problem)
 
 
 def _read_token(path: str | None) -> str | None:
@@ -228,8 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="TCP clients must send this file's token as initializationOptions.token "
         "(default: $MOE_LSP_TOKEN if set)",
     )
-    serve.add_argument("--log-level", default="INFO")
-    serve.add_argument("--log-file", help="write the log here instead of stderr")
+    serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
+    serve.add_argument(
+        "--log-file",
+        help="write the log here instead of stderr and the default file, "
+        "$XDG_STATE_HOME/moe-lsp/server.log (~/.local/state/moe-lsp/server.log); '-': stderr only",
+    )
     serve.add_argument(
         "--log-prompts", action="store_true", help="log prompt and completion text (debugging)"
     )
@@ -261,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flags(conn)
     conn.set_defaults(func=cmd_connect, parser=conn)
 
+    from .cli_config import add_config_command
+
+    add_config_command(sub, _engine_flags)
+
     model = sub.add_parser("model", help="manage the default model")
     msub = model.add_subparsers(dest="model_command", required=True)
     prep = msub.add_parser("prepare", help="build the default MoE model in the cache")
@@ -283,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _engine_flags(comp)
     comp.set_defaults(func=cmd_complete)
+    experts_cli.add_parser(sub)
     return parser
 
 

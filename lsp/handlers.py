@@ -14,6 +14,7 @@ from moe_lsp.prompts.actions import ActionKind
 
 from . import code_actions, next_edit
 from .documents import PositionEncoding, Snapshot
+from .experts import experts_body
 from .protocol import INVALID_PARAMS
 from .server import MoeLanguageServer
 from .session import word_before
@@ -26,6 +27,8 @@ ACCEPTED_COMMAND = "moe-lsp.accepted"
 """Command attached to each ghost text; the editor runs it when the user accepts (a local count,
 and the cue to prefetch the next completion). Arguments: [uri, kind], kind 'inline' or 'list';
 a client that reports partial accepts sends [uri, 'partial']."""
+EXPERTS_REQUEST = "moe/experts"
+"""Client -> server: tokens per layer and expert over recent requests (lsp/experts.py)."""
 NEXT_EDIT_REQUEST = "moe/nextEdit"
 """Client -> server: the edit that should follow the document's recent edits."""
 REWRITE_COMMAND = "moe-lsp.rewrite"
@@ -61,6 +64,7 @@ def register(server: MoeLanguageServer) -> None:
     server.command(ACCEPTED_COMMAND)(on_accepted)
     server.feature(STATS_REQUEST)(on_stats)
     server.feature(NEXT_EDIT_REQUEST)(on_next_edit)
+    server.feature(EXPERTS_REQUEST)(on_experts)
 
 
 def on_initialize(ls: MoeLanguageServer, params: lsp.InitializeParams) -> None:
@@ -372,6 +376,11 @@ def on_accepted(ls: MoeLanguageServer, *args: Any) -> None:
 
 def on_stats(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
     return ls.session.stats()
+
+
+def on_experts(ls: MoeLanguageServer, params: Any) -> dict[str, Any]:
+    host = ls.session.service.host
+    return experts_body(host.engine, host.ready)
 
 
 def local_user() -> str:
