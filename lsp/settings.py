@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import typing
@@ -20,7 +21,7 @@ class SettingsError(ValueError):
     """Settings hold a value the server cannot use (the message names the key and the rule)."""
 
 
-def _setting(
+def setting(
     default: Any, low: float | None = None, high: float | None = None, unit: str = ""
 ) -> Any:
     """A setting's declaration: its default and, for numbers, the accepted range (inclusive)."""
@@ -32,40 +33,40 @@ class CompletionSettings:
     """How completions are built and bounded. Each field is one setting under `completion`
     (camelCase on the wire); its type and range are declared here and nowhere else."""
 
-    prompt_budget: int = _setting(_BUDGET.total, 64, 65536, " tokens")
+    prompt_budget: int = setting(_BUDGET.total, 64, 65536, " tokens")
     """Tokens of code (current file and other open files) in a prompt."""
-    context_share: float = _setting(_BUDGET.context_share, 0.0, 0.9)
+    context_share: float = setting(_BUDGET.context_share, 0.0, 0.9)
     """Share of the budget for other open files (definitions and similar code)."""
-    suffix_share: float = _setting(_BUDGET.suffix_share, 0.0, 0.9)
+    suffix_share: float = setting(_BUDGET.suffix_share, 0.0, 0.9)
     """Share of the current file's tokens for text after the cursor (FIM models)."""
-    window_step_lines: int = _setting(_BUDGET.step_lines, 1, 1024, " lines")
+    window_step_lines: int = setting(_BUDGET.step_lines, 1, 1024, " lines")
     """The prompt window's start moves in steps of this many lines (prefix-cache hits)."""
-    max_context_documents: int = _setting(20, 0, 1000, " documents")
+    max_context_documents: int = setting(20, 0, 1000, " documents")
     """Most recently edited open documents searched for context."""
-    profile: str = _setting("auto", 1, 64, " characters")
+    profile: str = setting("auto", 1, 64, " characters")
     """Prompt format: 'auto' (from the tokenizer's special tokens) or a profile name, e.g.
     'qwen-fim', 'deepseek-fim', 'starcoder-fim', 'codellama-fim', 'codestral-fim',
     'prefix-only', 'chat-infill'."""
-    max_tokens_single: int = _setting(_BUDGET.max_tokens_single, 1, 1024, " tokens")
+    max_tokens_single: int = setting(_BUDGET.max_tokens_single, 1, 1024, " tokens")
     """Generation limit for a single-line completion."""
-    max_tokens_multi: int = _setting(_BUDGET.max_tokens_multi, 1, 4096, " tokens")
+    max_tokens_multi: int = setting(_BUDGET.max_tokens_multi, 1, 4096, " tokens")
     """Generation limit for a multi-line completion."""
-    debounce_floor_ms: float = _setting(0.0, 0, 2000, " ms")
+    debounce_floor_ms: float = setting(0.0, 0, 2000, " ms")
     """Least wait before asking the model for ghost text."""
-    debounce_ceiling_ms: float = _setting(120.0, 0, 2000, " ms")
+    debounce_ceiling_ms: float = setting(120.0, 0, 2000, " ms")
     """Most wait; the wait adapts to the typing rhythm (none after a pause)."""
-    timeout_seconds: float = _setting(10.0, 0.1, 300, " s")
+    timeout_seconds: float = setting(10.0, 0.1, 300, " s")
     """A completion still running after this long is stopped and its text so far returned."""
-    syntax_stop: bool = _setting(True)
+    syntax_stop: bool = setting(True)
     """Stop the engine as soon as the completion is whole (its line, or its block by the
     indentation rules and tree-sitter); off: generate to the token limit, then cut."""
-    hot_streak_tokens: int = _setting(96, 0, 1024, " tokens")
+    hot_streak_tokens: int = setting(96, 0, 1024, " tokens")
     """Single-line ghost text at a line's end: answer with the first line, keep generating up
     to this many tokens of the following lines for the next requests (0: off)."""
-    first_line_budget_ms: float = _setting(1500.0, 0, 60000, " ms")
+    first_line_budget_ms: float = setting(1500.0, 0, 60000, " ms")
     """A multi-line ghost text still running after this long is answered with its whole lines
     so far; the rest keeps coming for the next request."""
-    stream_ghost_text: bool = _setting(False)
+    stream_ghost_text: bool = setting(False)
     """Send `moe/ghostText` notifications with the growing ghost text (for clients that render
     a stream)."""
 
@@ -90,7 +91,7 @@ class ServerSettings:
     `engine.url`), the model, and each backend's own knobs (flat on the wire)."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     """Prompt and generation bounds."""
-    log_prompts: bool = _setting(False)
+    log_prompts: bool = setting(False)
     """Write prompt and completion text to the log (off: logs hold no code)."""
 
     def apply(self, options: Any, where: str = "") -> tuple[ServerSettings, list[str]]:
@@ -153,10 +154,11 @@ class ServerSettings:
 
 _COMPLETION: dict[str, Field[Any]] = {f.name: f for f in fields(CompletionSettings)}
 _TOP: dict[str, Field[Any]] = {f.name: f for f in fields(ServerSettings) if f.name == "log_prompts"}
-_HINTS = {
-    CompletionSettings: typing.get_type_hints(CompletionSettings),
-    ServerSettings: typing.get_type_hints(ServerSettings),
-}
+
+
+@functools.cache
+def _hints(owner: type) -> dict[str, Any]:
+    return typing.get_type_hints(owner)
 
 
 def snake(key: str) -> str:
@@ -166,7 +168,7 @@ def snake(key: str) -> str:
 
 def describe(f: Field[Any], owner: type = CompletionSettings) -> str:
     """The accepted values of a setting, as messages and the README say them."""
-    kind = _HINTS[owner][f.name]
+    kind = _hints(owner)[f.name]
     low, high, unit = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("unit", "")
     if kind is bool:
         return "true or false"
@@ -181,7 +183,7 @@ def describe(f: Field[Any], owner: type = CompletionSettings) -> str:
 def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:
     """`value` as the setting `f` holds it; SettingsError (saying what is accepted) if it
     does not fit the declared type and range. Strings are never read as booleans or numbers."""
-    kind = _HINTS[owner][f.name]
+    kind = _hints(owner)[f.name]
     low, high = f.metadata.get("low"), f.metadata.get("high")
     ok = False
     if kind is bool:
@@ -202,7 +204,7 @@ def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:
         size = len(value) if isinstance(value, str) else value
         ok = low <= size <= high
     if not ok:
-        hint = " (a JSON value, not a string)" if _looks_like(value, kind) else ""
+        hint = " (write it without quotes)" if _looks_like(value, kind) else ""
         raise SettingsError(f"must be {describe(f, owner)}{hint}")
     return float(value) if kind is float else value
 

@@ -49,7 +49,7 @@ def value_of(settings: ServerSettings, key: str) -> Any:
     [
         # strings are never read as booleans
         ({"logPrompts": "false"}, "logPrompts", False, "must be true or false"),
-        ({"logPrompts": "true"}, "logPrompts", False, "a JSON value, not a string"),
+        ({"logPrompts": "true"}, "logPrompts", False, "write it without quotes"),
         ({"logPrompts": "yes"}, "logPrompts", False, "must be true or false"),
         ({"logPrompts": 1}, "logPrompts", False, "must be true or false"),
         ({"logPrompts": True}, "logPrompts", True, None),
@@ -64,7 +64,12 @@ def value_of(settings: ServerSettings, key: str) -> Any:
             "2000 ms; keeping 0.0.",
         ),
         ({"completion": {"debounceFloorMs": 1e7}}, "completion.debounceFloorMs", 0.0, "0 to 2000"),
-        ({"completion": {"debounceFloorMs": "50"}}, "completion.debounceFloorMs", 0.0, "string"),
+        (
+            {"completion": {"debounceFloorMs": "50"}},
+            "completion.debounceFloorMs",
+            0.0,
+            "without quotes",
+        ),
         ({"completion": {"debounceFloorMs": math.nan}}, "completion.debounceFloorMs", 0.0, "NaN"),
         ({"completion": {"debounceFloorMs": -math.inf}}, "completion.debounceFloorMs", 0.0, "to"),
         ({"completion": {"debounceFloorMs": [50]}}, "completion.debounceFloorMs", 0.0, "[50]"),
