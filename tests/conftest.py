@@ -15,6 +15,9 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# Tests (and the servers they start) never read the developer's own config file.
+os.environ.setdefault("MOE_LSP_CONFIG", "")
+
 _PIECES = re.compile(r"\n[ \t]*|[ \t]+(?=\S)|[ \t]+|\s|\w+| ?[^\w\s]")
 
 
