@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .profiles import PromptParts
+
+log = logging.getLogger(__name__)
+
+REASONING_CAP_CHARS = 600
+"""Reasoning a chat reply may spend before its request is stopped (about 150 tokens): the
+template was asked not to think, so a model still reasoning this long will not answer in
+time for a completion."""
 
 MARKERS = ("<CURSOR>", "{{FILL_HERE}}", "<<<HOLE>>>")
 """Hole markers for chat infill; the first one absent from the code is used."""
@@ -75,6 +83,23 @@ def _after_thinking(reply: str) -> str:
     if reply.lstrip().startswith("<think>"):
         return ""
     return reply
+
+
+def reasoning_capped(reply: str, cap: int = REASONING_CAP_CHARS) -> bool:
+    """True (and a warning in the log) when `reply` is still inside a reasoning block that
+    has run past `cap` characters: the request should stop, it has no code to give."""
+    if "</think>" in reply or not reply.lstrip().startswith("<think>"):
+        return False
+    spent = len(reply.lstrip()) - len("<think>")
+    if spent <= cap:
+        return False
+    log.warning(
+        "chat reply stopped after %d characters of reasoning and no code: the model's chat "
+        "template thinks although asked not to (enable_thinking=False); pick a checkpoint or "
+        "template without thinking, or completion.profile for a FIM format",
+        spent,
+    )
+    return True
 
 
 def _fenced(text: str) -> str | None:

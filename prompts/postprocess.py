@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .chat_infill import reasoning_capped
 from .profiles import extract_infill
 from .prompt import Mode, Prompt
 from .soundness import can_check, closes_scope, sound_cut
@@ -250,8 +251,10 @@ class StopCheck:
     def done(self, raw: str) -> bool:
         """True once `raw` (all text so far) is a whole completion."""
         prompt = self.prompt
-        if prompt.kind == "chat" or prompt.verbatim:
-            return False  # only whole at its end (a chat reply's fences; a window's stop)
+        if prompt.kind == "chat":  # whole at its end (its fences), or reasoning past the cap
+            return reasoning_capped(raw)
+        if prompt.verbatim:
+            return False  # only whole at its end (a window's stop)
         text = strip_heal(raw, prompt.heal)
         if text is None:
             return False
