@@ -65,11 +65,31 @@ class HfTokenizerAdapter:
 
     @property
     def special_tokens(self) -> list[str]:
-        return list(getattr(self._tok, "all_special_tokens", []))
+        """Every added token (special or not) and the special ones: `all_special_tokens`
+        alone misses Qwen's FIM tokens, which are added tokens marked "special": false."""
+        return added_tokens_of(self._tok)
 
     def vocabulary(self) -> list[tuple[int, str]]:
         """(id, text) of every token."""
         return [(i, self.decode([i])) for i in range(len(self._tok))]
+
+
+def added_tokens_of(tok: Any) -> list[str]:
+    """Contents of a transformers tokenizer's added tokens (`added_tokens_decoder`, else
+    `get_added_vocab`) followed by its special tokens, each once, in that order."""
+    seen: dict[str, None] = {}
+    decoder = getattr(tok, "added_tokens_decoder", None)
+    if isinstance(decoder, dict) and decoder:
+        for _, added in sorted(decoder.items()):
+            seen.setdefault(str(getattr(added, "content", added)), None)
+    else:
+        vocab = getattr(tok, "get_added_vocab", None)
+        if callable(vocab):
+            for text in vocab():
+                seen.setdefault(str(text), None)
+    for text in getattr(tok, "all_special_tokens", []) or []:
+        seen.setdefault(str(text), None)
+    return list(seen)
 
 
 def chat_template_of(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | None:

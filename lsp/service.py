@@ -42,7 +42,12 @@ MAX_USERS = 1000
 
 
 def choose_profile(
-    tokens: Sequence[str], *, has_chat_template: bool, forced: str, embedded_model: bool
+    tokens: Sequence[str],
+    *,
+    has_chat_template: bool,
+    forced: str,
+    embedded_model: bool,
+    model_type: str | None = None,
 ) -> tuple[Profile, str | None]:
     """The prompt profile for a model, and a warning for the user (a bad forced name).
 
@@ -57,7 +62,9 @@ def choose_profile(
             warning = str(err)
     elif embedded_model:
         return profile_by_name("prefix-only", list(tokens)), None
-    return detect_profile(list(tokens), has_chat_template=has_chat_template), warning
+    return detect_profile(
+        list(tokens), has_chat_template=has_chat_template, model_type=model_type
+    ), warning
 
 
 def tokenizer_facts(engine: Any) -> tuple[list[str], bool]:
@@ -128,6 +135,7 @@ class Service:
             has_chat_template=has_chat,
             forced=self.forced_profile,
             embedded_model=self.embedded_model,
+            model_type=getattr(self.host.engine, "model_type", None),
         )
         self.profile_warning = warning
         if warning:

@@ -44,6 +44,7 @@ from enum import Enum, StrEnum
 from .chat_infill import CHAT_SYSTEM, MARKERS, _with_newline, chat_messages, extract_infill
 
 __all__ = [
+    "CHAT_FAMILIES",
     "CHAT_SYSTEM",
     "DETECTION_ORDER",
     "MARKERS",
@@ -346,14 +347,31 @@ def _found(profile: Profile) -> list[str]:
     return found
 
 
-def detect_profile(special_tokens: Collection[str], *, has_chat_template: bool) -> Profile:
+CHAT_FAMILIES: dict[str, str] = {
+    "nemotron_h": "Nemotron-H / Nemotron 3 documents no FIM format",
+}
+"""Model types (config.json `model_type`) with a chat template and no FIM format of their own,
+whose vocabulary may still hold another family's FIM tokens: Nemotron 3's vocabulary derives
+from Mistral's Tekken, which keeps [PREFIX] and [SUFFIX], tokens it was never trained to infill
+with. For these, chat-infill comes before any FIM profile."""
+
+
+def detect_profile(
+    special_tokens: Collection[str], *, has_chat_template: bool, model_type: str | None = None
+) -> Profile:
     """The profile for a tokenizer, from its added tokens (special or not), never its name.
 
     Pass every added token's content: Qwen's FIM tokens are added tokens marked "special": false.
     A tokenizer with no known FIM tokens gets chat-infill if it has a chat template, else
-    prefix-only. The result's `description` says what was chosen and why.
+    prefix-only. `model_type` (the model config's) only breaks a tie: a family in
+    `CHAT_FAMILIES` with a chat template gets chat-infill even if foreign FIM tokens are in
+    its vocabulary. The result's `description` says what was chosen and why.
     """
     tokens = set(special_tokens)
+    family = CHAT_FAMILIES.get((model_type or "").strip().lower())
+    if family is not None and has_chat_template:
+        why = f"chosen: model type {model_type} has a chat template and {family}"
+        return replace(_BY_NAME["chat-infill"], reason=why)
     for name in DETECTION_ORDER:
         bound = _bind(_BY_NAME[name], tokens)
         if set(bound.markers) <= tokens:
