@@ -86,7 +86,7 @@ class MoeLanguageServer(LanguageServer):
         except Exception as err:
             log.info("workspace/configuration not answered: %s", type(err).__name__)
             return None
-        return answer[0] if isinstance(answer, list) and answer else None
+        return answer[0] if isinstance(answer, list | tuple) and answer else None
 
     def _on_engine_status(self, state: EngineState, message: str) -> None:
         """Report engine state as progress, a status notification and, on failure, a message."""
