@@ -6,7 +6,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import Any
 
@@ -18,6 +18,12 @@ from lsprotocol.types import (
     INITIALIZE,
     INITIALIZED,
     SHUTDOWN,
+    TEXT_DOCUMENT_DID_CHANGE,
+    TEXT_DOCUMENT_DID_CLOSE,
+    TEXT_DOCUMENT_DID_OPEN,
+    DidChangeTextDocumentParams,
+    DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams,
     ExitNotification,
     ResponseError,
     ResponseErrorMessage,
@@ -28,6 +34,7 @@ from pygls.protocol import (
     JsonRPCRequestMessage,
     JsonRPCResponseMessage,
     LanguageServerProtocol,
+    lsp_method,
 )
 from pygls.protocol import _dict_to_object as dict_to_object
 
@@ -264,6 +271,45 @@ class MoeProtocol(LanguageServerProtocol):
             self._refuse(Refused(failure.code, failure.message, msg_id))
             return
         super()._send_handler_result(future, msg_id=msg_id)
+
+    # -- pygls built-ins replaced --------------------------------------------------------------
+    @lsp_method(SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls' shutdown, safe to run at any moment: it cancels every other request in flight,
+        and cancelling one runs `_execute_handler`'s callback, which removes it from
+        `_request_futures`; pygls iterated that dict while it changed and crashed (-32603)."""
+        if (user_handler := self.fm.features.get(SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+
+    # pygls' own document handlers also keep every document's text in `workspace` (a second copy
+    # beside the session's store, with no bound, refused documents included, and a pure-Python
+    # UTF-16 conversion per change). The session's store is the only copy: these only pass the
+    # notification on. Nothing reads text documents from `workspace`.
+    @lsp_method(TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield user_handler, (params,), None
 
     # -- the gate -----------------------------------------------------------------------------
     def _login(self, data: Any) -> Any | None:
