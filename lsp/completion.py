@@ -227,6 +227,7 @@ async def _from_streak(session: Session, snap: Snapshot, wait: Wait) -> Outcome 
     typed = streak.typed(snap.prefix, snap.suffix)
     piece: tuple[str, bool] | None = None
     if typed is not None:
+        streak.adopted = True
         session.claim(snap.uri)
         found: list[tuple[str, bool] | None] = [None]
 
@@ -322,7 +323,10 @@ async def _generate(
         session.count("cancelled")
         newer = session.inflight.get(key)
         if (newer is None or newer is task) and session.streaks.get(key) is streak:
-            session.streaks.drop(key)  # cancelled by the client, not superseded
+            # cancelled by the client, not superseded (an editor cancels the old request
+            # before it asks again): the next request may still adopt it for a moment
+            grace = 0.0 if job is not None else c.adopt_grace_ms / 1000
+            _drop_unless_adopted(session, key, streak, grace)
         raise
     if gen.error is not None:
         session.count("failed")
@@ -337,6 +341,19 @@ async def _generate(
             session.streaks.drop(key)  # nothing to serve later
     outcome = outcome_of(gen, prepared, text=text, log_prompts=session.settings.log_prompts)
     return session.fresh(snap, outcome)
+
+
+def _drop_unless_adopted(session: Session, key: str, streak: Streak, grace: float) -> None:
+    """Drop (and so abort) `streak` after `grace` seconds unless a request adopted it."""
+
+    def drop() -> None:
+        if session.streaks.get(key) is streak and not streak.adopted:
+            session.streaks.drop(key)
+
+    if grace <= 0:
+        drop()
+    else:
+        asyncio.get_running_loop().call_later(grace, drop)
 
 
 def _streak(

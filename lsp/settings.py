@@ -66,6 +66,10 @@ class CompletionSettings:
     first_line_budget_ms: float = setting(1500.0, 0, 60000, " ms")
     """A multi-line ghost text still running after this long is answered with its whole lines
     so far; the rest keeps coming for the next request."""
+    adopt_grace_ms: float = setting(500.0, 0, 10000, " ms")
+    """A generation whose request the client cancelled runs this long more: an editor cancels
+    the old request on a keystroke and then asks again, and that request adopts it if the text
+    agrees (0: aborted at once)."""
     stream_ghost_text: bool = setting(False)
     """Send `moe/ghostText` notifications with the growing ghost text (for clients that render
     a stream)."""

@@ -33,6 +33,8 @@ class Streak:
     """What was shown of it so far ('' while nobody was answered from it)."""
     prepared: Any = None
     """The prepared prompt it came from (timings for stats)."""
+    adopted: bool = False
+    """A later request's text agreed with it (it serves that request)."""
 
     @classmethod
     def at(cls, gen: Generation, reader: Reader, prefix: str, suffix: str) -> Streak:

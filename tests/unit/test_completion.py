@@ -102,18 +102,40 @@ async def test_the_engine_runs_the_planned_prompt(
     session.close()
 
 
-async def test_cancel_closes_the_engine_stream(tok) -> None:
+@pytest.mark.parametrize("grace_ms", [0.0, 30.0])
+async def test_cancel_closes_the_engine_stream(tok, grace_ms: float) -> None:
     engine = ScriptedEngine([" a"] + ["a"] * 99, delay=0.01)
-    session = session_with(engine, tok, max_tokens_single=100)
+    session = session_with(engine, tok, max_tokens_single=100, adopt_grace_ms=grace_ms)
     task = asyncio.ensure_future(complete(session, open_at(session, "x = |"), Wait.WHOLE))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(0.01)
+    # within the grace the generation still runs, for a request that may adopt it
+    assert (session.streaks.get(URI) is None) is (grace_ms == 0)
+    await asyncio.sleep(grace_ms / 1000 + 0.02)
     assert engine.running == 0
     assert engine.closed == [engine.requests[0][0]]
-    assert session.streaks.get(URI) is None  # cancelled by the client: nobody reads it
+    assert session.streaks.get(URI) is None  # cancelled by the client and nobody adopted it
+
+
+async def test_a_request_after_a_cancel_adopts_the_generation(tok) -> None:
+    # an editor cancels the old request on a keystroke, then asks again: the new request
+    # reads the running generation instead of starting over
+    engine = ScriptedEngine([" 1", "\n", "y", " =", " 2", "\n"], delay=0.02)
+    session = session_with(engine, tok, adopt_grace_ms=500.0, debounce_ceiling_ms=0.0)
+    snap = open_at(session, "x = |")
+    task = asyncio.ensure_future(complete(session, snap, Wait.FIRST))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    out = await complete(session, snap, Wait.FIRST)
+    assert out is not None and out.text == "1"
+    assert len(engine.requests) == 1 and session.counts["from_streak"] == 1
+    assert engine.closed == []
+    session.close()
 
 
 async def test_timeout_returns_text_so_far(tok) -> None:
