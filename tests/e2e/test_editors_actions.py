@@ -448,7 +448,7 @@ local steps = {
   function() moe._show_next_edit(buf, answer(nil, 1, 8, 9, "y")); vim.api.nvim_win_set_cursor(0, { 3, 0 }); keys("A") end,
   function() result.insert_mode = vim.api.nvim_get_mode().mode; keys("<Tab>") end,
   function() keys("<Tab>") end,
-  function() result.insert_apply = { line(2), marks(), bufmap("i") } end,
+  function() result.insert_apply = { line(2), marks(), vim.fn.maparg("<Tab>", "i", false, true).desc or vim.NIL } end,
   function() keys("<Tab>") end,
   function() result.plain_tab = line(2) end,
 }
@@ -502,6 +502,7 @@ def test_next_edit_keys_without_server(tmp_path: Path) -> None:
     assert r["change"] == [0, True, False], r
     assert r["apply_stale"] == [False, "def g(x):", "stale"], r
     assert r["insert_mode"].startswith("i"), r
-    assert r["insert_apply"] == ["    a = y + 1", 0, False], r
+    # Applied; insert-mode <Tab> is the ghost-text key of the buffer again (buffer-local).
+    assert r["insert_apply"] == ["    a = y + 1", 0, "moe-lsp: accept all"], r
     # Nothing shown: <Tab> is the plugin's global ghost-text key, i.e. a normal Tab here.
     assert r["plain_tab"] == "    a = y    + 1", r

@@ -9,7 +9,10 @@ local ns = vim.api.nvim_create_namespace("moe_lsp_ghost")
 local has_011 = vim.fn.has("nvim-0.11") == 1
 
 M.config = {
+  -- A bare "moe-lsp" not on PATH is taken from the repository's .venv (`make setup`).
   cmd = { "moe-lsp", "connect" },
+  -- false: setup() starts nothing; `vim.lsp.enable("moe_lsp")` does (lsp/moe_lsp.lua).
+  start = true,
   filetypes = { "python", "javascript", "typescript", "typescriptreact", "go", "rust", "java", "c", "cpp" },
   -- Engine settings (camelCase, as the server's engine.* keys). With `connect`: command-line
   -- flags (see ENGINE_FLAGS); with `serve`: initializationOptions.engine.
@@ -235,6 +238,35 @@ function M.server_cmd(cfg)
   end
   local cmd = vim.list_extend(vim.deepcopy(cfg.cmd), args)
   return cmd, init, problems
+end
+
+-- The repository this plugin folder is part of (editors/neovim/lua/moe_lsp/init.lua).
+local REPO = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":p:h:h:h:h:h")
+
+--- The moe-lsp executable: `moe-lsp` on PATH, else the repository's .venv/bin/moe-lsp (after
+--- `make setup`), else nil. The second value says where it was found.
+function M.find_server()
+  local on_path = vim.fn.exepath("moe-lsp")
+  if on_path ~= "" then
+    return on_path, "PATH"
+  end
+  local venv = REPO .. "/.venv/bin/moe-lsp"
+  if vim.fn.executable(venv) == 1 then
+    return venv, "the repository's .venv"
+  end
+  return nil, nil
+end
+
+--- `cmd` with a bare `moe-lsp` not on PATH replaced by the repository's .venv/bin/moe-lsp.
+function M.resolve_cmd(cmd)
+  if type(cmd) == "table" and cmd[1] == "moe-lsp" and vim.fn.executable("moe-lsp") ~= 1 then
+    local found = M.find_server()
+    if found then
+      cmd = vim.deepcopy(cmd)
+      cmd[1] = found
+    end
+  end
+  return cmd
 end
 
 -- The resolved command and initializationOptions (set by setup).
@@ -921,33 +953,86 @@ local function termcodes(k)
   return vim.api.nvim_replace_termcodes(k, true, false, true)
 end
 
-local function map(lhs, fn_name, arg, builtin_fn)
+-- What `lhs` did in insert mode before the plugin mapped it in a buffer (a mapping of the
+-- user, another plugin or Neovim's own, e.g. <Tab>'s snippet jump), as a function giving the
+-- keys an expr mapping returns; the key itself when nothing was mapped.
+M._fallbacks = {}
+function M._fallback(id)
+  local f = M._fallbacks[id]
+  if f then
+    f()
+  end
+end
+
+local function previous(lhs)
+  local prev = vim.fn.maparg(lhs, "i", false, true)
+  if vim.tbl_isempty(prev) or (prev.desc or ""):find("^moe%-lsp") then
+    return function()
+      return termcodes(lhs)
+    end
+  end
+  if prev.callback and prev.expr ~= 1 then
+    -- A plain Lua callback may edit text, which an expr mapping may not: run it through <Cmd>.
+    table.insert(M._fallbacks, prev.callback)
+    local cmd = termcodes(("<Cmd>lua require('moe_lsp')._fallback(%d)<CR>"):format(#M._fallbacks))
+    return function()
+      return cmd
+    end
+  end
+  return function()
+    local keys
+    if prev.callback then
+      keys = prev.callback()
+    elseif prev.expr == 1 then
+      keys = vim.api.nvim_eval(prev.rhs)
+    else
+      keys = prev.rhs
+    end
+    if type(keys) ~= "string" then
+      return ""
+    end
+    if not prev.callback or prev.replace_keycodes == 1 then
+      keys = termcodes(keys)
+    end
+    if prev.noremap == 1 then
+      return keys
+    end
+    vim.api.nvim_feedkeys(keys, "m", false) -- a recursive mapping: its keys are mapped again
+    return ""
+  end
+end
+
+-- Buffer-local insert-mode mappings; with no ghost text each key does what it did before (a
+-- real <Tab>, or the <Tab> mapping that was there), and other buffers are left alone.
+local function map(bufnr, lhs, fn_name, arg, builtin_fn)
   if not lhs or lhs == "" then
     return
   end
+  local fallback = previous(lhs)
   vim.keymap.set("i", lhs, function()
     if M.use_builtin() then
       if builtin_fn and builtin_fn() then
         return ""
       end
-      return termcodes(lhs)
+      return fallback()
     end
     if M.visible() then
       return termcodes(("<Cmd>lua require('moe_lsp').%s(%s)<CR>"):format(fn_name, arg and ("%q"):format(arg) or ""))
     end
-    return termcodes(lhs)
-  end, { expr = true, replace_keycodes = false, desc = "moe-lsp: " .. fn_name .. (arg and (" " .. arg) or "") })
+    return fallback()
+  end, { buffer = bufnr, expr = true, replace_keycodes = false,
+         desc = "moe-lsp: " .. fn_name .. (arg and (" " .. arg) or "") })
 end
 
-local function set_keys(keys)
+local function set_keys(bufnr, keys)
   local builtin_accept = function()
     return vim.lsp.inline_completion.get()
   end
-  map(keys.accept, "accept", "all", builtin_accept)
-  map(keys.accept_alt, "accept", "all", builtin_accept)
-  map(keys.accept_word, "accept", "word", nil)
-  map(keys.accept_line, "accept", "line", nil)
-  map(keys.dismiss, "dismiss", nil, nil)
+  map(bufnr, keys.accept, "accept", "all", builtin_accept)
+  map(bufnr, keys.accept_alt, "accept", "all", builtin_accept)
+  map(bufnr, keys.accept_word, "accept", "word", nil)
+  map(bufnr, keys.accept_line, "accept", "line", nil)
+  map(bufnr, keys.dismiss, "dismiss", nil, nil)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -964,6 +1049,7 @@ local function attach_ghost(bufnr)
     return
   end
   vim.b[bufnr].moe_lsp_attached = true
+  set_keys(bufnr, M.config.keys)
   local group = vim.api.nvim_create_augroup("moe_lsp_buf_" .. bufnr, { clear = true })
   vim.api.nvim_create_autocmd({ "TextChangedI", "TextChangedP", "CursorMovedI", "InsertEnter" }, {
     group = group,
@@ -992,6 +1078,52 @@ function M._show_text(text, item)
 end
 M._attach = attach_ghost
 
+local function define_highlights()
+  vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
+  vim.api.nvim_set_hl(0, "MoeLspNextEdit", { link = "DiffAdd", default = true })
+  vim.api.nvim_set_hl(0, "MoeLspNextEditRemove", { link = "DiffDelete", default = true })
+end
+
+local function on_status(_, params)
+  M.server_status = params or M.server_status
+  if params and params.state == "failed" then
+    vim.notify("moe-lsp: " .. (params.message or "engine failed"), vim.log.levels.ERROR)
+  end
+  pcall(vim.api.nvim_exec_autocmds, "User", { pattern = "MoeLspStatus", modeline = false })
+end
+
+--- What a buffer gets once the server is attached: ghost text (built-in on 0.12+, the plugin's
+--- before), its buffer-local keys, next-edit suggestions.
+function M.on_attach(_, bufnr)
+  define_highlights()
+  if M.use_builtin() then
+    if not vim.b[bufnr].moe_lsp_attached then
+      vim.b[bufnr].moe_lsp_attached = true
+      set_keys(bufnr, M.config.keys)
+    end
+    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  else
+    attach_ghost(bufnr)
+  end
+  attach_next_edit(bufnr)
+end
+
+--- The `vim.lsp.config` table of lsp/moe_lsp.lua (Neovim 0.11+: `vim.lsp.enable("moe_lsp")`):
+--- the server command (engine settings as flags with `connect`), filetypes, root markers, the
+--- moe/status handler and `on_attach`. Options given to setup() (without its FileType start)
+--- are used; `vim.lsp.config("moe_lsp", {...})` overrides any field.
+function M.lsp_config()
+  local cmd, init = M.server_cmd(M.config)
+  return {
+    cmd = M.resolve_cmd(cmd),
+    filetypes = M.config.filetypes,
+    root_markers = M.config.root_markers,
+    init_options = init,
+    handlers = { ["moe/status"] = on_status },
+    on_attach = M.on_attach,
+  }
+end
+
 function M.start(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   if not server then
@@ -1000,28 +1132,15 @@ function M.start(bufnr)
   end
   local client_id = vim.lsp.start({
     name = NAME,
-    cmd = server.cmd,
+    cmd = M.resolve_cmd(server.cmd),
     root_dir = root_dir(bufnr),
     init_options = server.init_options,
-    handlers = {
-      ["moe/status"] = function(_, params)
-        M.server_status = params or M.server_status
-        if params and params.state == "failed" then
-          vim.notify("moe-lsp: " .. (params.message or "engine failed"), vim.log.levels.ERROR)
-        end
-        pcall(vim.api.nvim_exec_autocmds, "User", { pattern = "MoeLspStatus", modeline = false })
-      end,
-    },
+    handlers = { ["moe/status"] = on_status },
   }, { bufnr = bufnr })
   if not client_id then
     return nil
   end
-  if M.use_builtin() then
-    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
-  else
-    attach_ghost(bufnr)
-  end
-  attach_next_edit(bufnr)
+  M.on_attach(nil, bufnr)
   return client_id
 end
 
@@ -1039,10 +1158,10 @@ function M.setup(opts)
   if #problems > 0 then
     vim.notify("moe-lsp: " .. table.concat(problems, " "), vim.log.levels.WARN)
   end
-  vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
-  vim.api.nvim_set_hl(0, "MoeLspNextEdit", { link = "DiffAdd", default = true })
-  vim.api.nvim_set_hl(0, "MoeLspNextEditRemove", { link = "DiffDelete", default = true })
-  set_keys(keys)
+  define_highlights()
+  if M.config.start == false then
+    return -- vim.lsp.enable("moe_lsp") starts the server (lsp/moe_lsp.lua)
+  end
   local group = vim.api.nvim_create_augroup("moe_lsp", { clear = true })
   vim.api.nvim_create_autocmd("FileType", {
     group = group,

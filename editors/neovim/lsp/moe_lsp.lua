@@ -1,0 +1,11 @@
+-- moe-lsp for Neovim 0.11+'s vim.lsp.config / vim.lsp.enable:
+--
+--   vim.opt.rtp:prepend("/path/to/moe-lsp/editors/neovim")  -- or lazy.nvim { dir = ... }
+--   vim.lsp.enable("moe_lsp")
+--
+-- The server is `moe-lsp connect` (moe-lsp on PATH, else the repository's .venv/bin/moe-lsp);
+-- the buffer gets ghost text, its <Tab> (buffer-local) and next-edit suggestions on attach.
+-- Override any field with vim.lsp.config("moe_lsp", { cmd = { ... }, filetypes = { ... } }), or
+-- pass plugin options (engine, keys, ...) with require("moe_lsp").setup({ start = false, ... })
+-- before vim.lsp.enable. `:checkhealth moe_lsp` says what was found.
+return require("moe_lsp").lsp_config()
