@@ -22,6 +22,8 @@ from .engine import (
     Sampling,
 )
 from .errors import EngineConfigError, EngineNotReady, EngineStartError
+from .routing import RoutingProbe
+from .routing_worker import EXTENSION as ROUTING_EXTENSION
 from .tokenizer import FolderTokenizer, HfTokenizerAdapter, chat_template_of
 from .torch_extras import hide_mismatched
 
@@ -66,6 +68,8 @@ def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> 
         "disable_log_stats": True,
         # Interactive requests before prefetches (Sampling.priority), across all sessions.
         "scheduling_policy": "priority",
+        # Gate hooks in the worker count the tokens each expert gets (moe/experts).
+        "worker_extension_cls": ROUTING_EXTENSION,
     }
     block = vc.block_size if vc.block_size is not None else (32 if on_cpu else None)
     if block is not None:
@@ -94,6 +98,8 @@ class VllmEngine:
         self._message = ""
         self._stats = EngineStats()
         self._live: set[str] = set()
+        self.routing = RoutingProbe()
+        """Tokens per layer and expert over recent requests (inference/routing.py)."""
         self.tokenizer: EngineTokenizer | None = None
         """The model's tokenizer (set by `start`)."""
         self.chat_template: ChatTemplate | None = None
@@ -175,6 +181,7 @@ class VllmEngine:
         finished = False
         first = True
         try:
+            await self.routing.ensure_started(llm)
             gen = llm.generate(
                 TokensPrompt(prompt_token_ids=list(prompt_ids)),
                 params,
@@ -208,6 +215,7 @@ class VllmEngine:
             raise
         finally:
             self._live.discard(request_id)
+            self.routing.take_soon(llm)
             if finished:
                 self._stats.finished += 1
             else:
@@ -216,6 +224,10 @@ class VllmEngine:
                     await llm.abort(request_id)
                 except Exception:
                     log.debug("abort of %s failed", request_id, exc_info=True)
+
+    def routed_experts(self) -> dict[str, Any]:
+        """Tokens per layer and expert over the last requests, with imbalance figures."""
+        return self.routing.report()
 
     async def abort(self, request_id: str) -> None:
         """Abort `request_id` in the engine; unknown ids are ignored."""
