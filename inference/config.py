@@ -16,6 +16,8 @@ BACKENDS = ("vllm", "openai")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")
 GIB = 1024**3
+CPU_KV_CACHE_GIB = 1.0
+"""KV cache size on CPU when engine.kvCacheGib is not set."""
 
 
 def wire_name(name: str) -> str:
@@ -79,12 +81,14 @@ def _at_least(obj: Any, name: str, low: float, unit: str = "") -> None:
 class VllmConfig:
     """Settings of the in-process vLLM engine (backend 'vllm')."""
 
-    dtype: str = "bfloat16"
-    """Weight and activation dtype: auto, bfloat16, float16 or float32."""
+    dtype: str | None = None
+    """Weight and activation dtype: auto, bfloat16, float16 or float32. None: bfloat16 on CPU,
+    'auto' on GPU (the checkpoint's own dtype; bfloat16 is an error on GPUs before Ampere)."""
     max_model_len: int = 4096
     """Longest prompt plus completion, in tokens."""
-    kv_cache_gib: float = 1.0
-    """Memory reserved for the KV cache, in GiB (CPU RAM or GPU memory)."""
+    kv_cache_gib: float | None = None
+    """Memory reserved for the KV cache, in GiB. None: 1 GiB of RAM on CPU; on GPU vLLM's
+    share of GPU memory (`gpu_memory_utilization`) decides, and a value set here replaces it."""
     block_size: int | None = None
     """KV cache block size in tokens; None: 32 on CPU (finer prefix reuse), vLLM's on GPU."""
     max_num_seqs: int = 16
@@ -112,12 +116,12 @@ class VllmConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        if self.dtype not in DTYPES:
+        if self.dtype is not None and self.dtype not in DTYPES:
             raise EngineConfigError(
                 f"Unknown dtype '{self.dtype}'; use one of: {', '.join(DTYPES)}."
             )
         _at_least(self, "max_model_len", 256, " tokens")
-        if self.kv_cache_gib <= 0:
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
             raise EngineConfigError("engine.kvCacheGib must be a positive number of GiB.")
         if self.block_size is not None and (self.block_size <= 0 or self.block_size % 16):
             raise EngineConfigError(
@@ -139,6 +143,17 @@ class VllmConfig:
         share = self.gpu_memory_utilization
         if share is not None and not 0 < share <= 1:
             raise EngineConfigError("engine.gpuMemoryUtilization must be above 0 and at most 1.")
+
+    @property
+    def cpu_kv_cache_gib(self) -> float:
+        """The KV cache size on CPU (1 GiB unless set)."""
+        return CPU_KV_CACHE_GIB if self.kv_cache_gib is None else self.kv_cache_gib
+
+    def dtype_for(self, *, on_cpu: bool) -> str:
+        """The dtype vLLM is given: the setting, else bfloat16 on CPU and 'auto' on GPU."""
+        if self.dtype is not None:
+            return self.dtype
+        return "bfloat16" if on_cpu else "auto"
 
 
 @dataclass(frozen=True)
@@ -286,7 +301,7 @@ def validate(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> None:
             "(HF_HUB_OFFLINE=1); point engine.model at a downloaded folder."
         )
     if on_cpu and looks_local:
-        need = _weights_bytes(local) + int(vllm.kv_cache_gib * GIB)
+        need = _weights_bytes(local) + int(vllm.cpu_kv_cache_gib * GIB)
         avail = _mem_available_bytes()
         if avail is not None and need > avail:
             raise EngineConfigError(

@@ -22,6 +22,8 @@ from .engine import (
     Sampling,
 )
 from .errors import EngineConfigError, EngineNotReady, EngineStartError
+from .gpu import free_memory_problem, start_failure, vram, vram_wire, wait_for_vram
+from .hybrid_cache import CacheFacts, cache_facts
 from .routing import RoutingProbe
 from .routing_worker import EXTENSION as ROUTING_EXTENSION
 from .tokenizer import FolderTokenizer, HfTokenizerAdapter, chat_template_of
@@ -38,16 +40,28 @@ def _on_cpu() -> bool:
 
 
 def _quiet_env(config: EngineConfig, model_dir: str, on_cpu: bool) -> None:
-    """Environment vLLM reads at start: privacy, offline local folders, CPU KV cache size."""
+    """Environment vLLM reads at start: privacy, offline local folders (unless the user set
+    HF_HUB_OFFLINE), CPU KV cache size, and spawn for the engine's processes."""
     vc = config.vllm
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(model_dir).is_dir():
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if on_cpu:
-        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(vc.kv_cache_gib)))
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(vc.cpu_kv_cache_gib)))
+    # vLLM forks its engine core and workers on CUDA unless CUDA is already initialised
+    # (vllm/utils/system_utils.py `_maybe_force_spawn`); only its CPU platform forces spawn.
+    # Spawned children import the server's main module again, which starts their orphan
+    # watch (lsp/orphans.py): so they end with the server even after a SIGKILL.
+    if os.environ.get("VLLM_WORKER_MULTIPROC_METHOD", "spawn") != "spawn":
+        log.warning(
+            "VLLM_WORKER_MULTIPROC_METHOD=%s replaced by spawn (engine processes must "
+            "end with the server)",
+            os.environ["VLLM_WORKER_MULTIPROC_METHOD"],
+        )
+    os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
 
 
 def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> dict[str, Any]:
@@ -55,7 +69,7 @@ def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> 
     vc = config.vllm
     args: dict[str, Any] = {
         "model": model_dir,
-        "dtype": vc.dtype,
+        "dtype": vc.dtype_for(on_cpu=on_cpu),
         "max_model_len": vc.max_model_len,
         "max_num_seqs": vc.max_num_seqs,
         "enable_prefix_caching": True,
@@ -79,9 +93,11 @@ def build_engine_args(config: EngineConfig, model_dir: str, *, on_cpu: bool) -> 
     if vc.speculative_config:
         args["speculative_config"] = dict(vc.speculative_config)
     if not on_cpu:
+        # vLLM's default share of GPU memory, unless set; a KV cache size replaces the share
+        # when it is given (vllm/config/cache.py: kv_cache_memory_bytes).
         if vc.gpu_memory_utilization is not None:
             args["gpu_memory_utilization"] = vc.gpu_memory_utilization
-        else:
+        if vc.kv_cache_gib is not None:
             args["kv_cache_memory_bytes"] = int(vc.kv_cache_gib * 1024**3)
     args.update(vc.extra_engine_args)
     return args
@@ -104,16 +120,29 @@ class VllmEngine:
         """The model's tokenizer (set by `start`)."""
         self.chat_template: ChatTemplate | None = None
         """Renders chat messages with the model's template (None when the model has none)."""
+        self.model_type: str | None = None
+        """config.json's model_type (breaks a tie when choosing the prompt profile)."""
+        self.cache: CacheFacts | None = None
+        """The KV cache layout vLLM chose (block size, hybrid Mamba caching), after start."""
+        self._vram_before: list[int] = []
+        """Free bytes per GPU before the engine started (shutdown waits to get them back)."""
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Load the model and start the engine (blocking; call from a worker thread)."""
         self._state = EngineState.LOADING
         t0 = time.monotonic()
+        on_cpu = True
         try:
             on_cpu = _on_cpu()
             validate(self.config, self.model_dir, on_cpu=on_cpu)
             _quiet_env(self.config, self.model_dir, on_cpu)
+            devices = None if on_cpu else vram()
+            self._vram_before = [d.free for d in devices or ()]
+            if self.config.vllm.kv_cache_gib is None:  # else vLLM does not check the share
+                problem = free_memory_problem(devices, self.config.vllm.gpu_memory_utilization)
+                if problem:
+                    raise EngineConfigError(problem)
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -126,12 +155,16 @@ class VllmEngine:
             else:
                 self.tokenizer = HfTokenizerAdapter(hf_tok)
             self.chat_template = chat_template_of(hf_tok)
+            hf_config = self._llm.vllm_config.model_config.hf_config
+            self.model_type = getattr(hf_config, "model_type", None)
+            self.cache = cache_facts(self._llm.vllm_config)
+            self.cache.log(self.config.vllm.max_model_len)
         except EngineConfigError as err:
             self._fail(str(err))
             raise
         except Exception as err:
             log.exception("engine failed to start")
-            self._fail(_short_start_error(err))
+            self._fail(_short_start_error(err, on_gpu=not on_cpu))
             raise EngineStartError(self._message) from err
         self._stats.load_seconds = time.monotonic() - t0
         self._state = EngineState.READY
@@ -151,6 +184,8 @@ class VllmEngine:
                 llm.shutdown()
             except Exception:
                 log.exception("engine shutdown failed")
+            if self._vram_before:  # a restart must find the GPU memory free again
+                wait_for_vram(self._vram_before)
 
     # -- requests -----------------------------------------------------------------------------
     async def stream(
@@ -234,6 +269,10 @@ class VllmEngine:
         if self._llm is not None:
             await self._llm.abort(request_id)
 
+    def gpu_memory(self) -> dict[str, object]:
+        """{gpu: [{device, freeGib, totalGib}]} for moe/status; {} on CPU."""
+        return vram_wire(vram()) if self._vram_before else {}
+
     def health(self) -> EngineHealth:
         """Current state, with the failure message when there is one."""
         if self._llm is not None and self._llm.errored:
@@ -258,10 +297,7 @@ class VllmEngine:
         )
 
 
-def _short_start_error(err: BaseException) -> str:
+def _short_start_error(err: BaseException, *, on_gpu: bool = False) -> str:
     """One line for the user out of whatever vLLM raised."""
     text = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
-    low = text.lower()
-    if "memory" in low or "oom" in low:
-        return f"Not enough memory to start the model ({text}); lower kvCacheGib or maxModelLen."
-    return f"The model engine failed to start: {text}"
+    return start_failure(text, on_gpu=on_gpu)

@@ -130,7 +130,8 @@ def test_validate_ok(model_dir: Path) -> None:
                 "scheduling_policy": "priority",
             },
         ),
-        (EngineConfig(), False, {"enforce_eager": False, "kv_cache_memory_bytes": 1024**3}),
+        (EngineConfig(), False, {"enforce_eager": False, "dtype": "auto"}),
+        (vllm(kv_cache_gib=1), False, {"kv_cache_memory_bytes": 1024**3}),
         (vllm(gpu_memory_utilization=0.8), False, {"gpu_memory_utilization": 0.8}),
         (
             vllm(tensor_parallel_size=4, enable_expert_parallel=True),
