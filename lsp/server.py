@@ -13,6 +13,7 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
 from moe_lsp.inference.engine import EngineState
+from moe_lsp.inference.gpu import engine_gpu
 
 from . import __version__
 from .engine_host import EngineFactory, EngineHost, default_factory
@@ -24,7 +25,8 @@ from .settings import ServerSettings
 log = logging.getLogger(__name__)
 
 STATUS_NOTIFICATION = "moe/status"
-"""Server -> client: {state, message} whenever the engine's state changes."""
+"""Server -> client: {state, message} whenever the engine's state changes, and
+{gpu: [{device, freeGib, totalGib}]} when the engine runs on CUDA GPUs."""
 
 
 class MoeLanguageServer(LanguageServer):
@@ -90,7 +92,9 @@ class MoeLanguageServer(LanguageServer):
 
     def _on_engine_status(self, state: EngineState, message: str) -> None:
         """Report engine state as progress, a status notification and, on failure, a message."""
-        self._notify(STATUS_NOTIFICATION, {"state": str(state), "message": message})
+        status: dict[str, Any] = {"state": str(state), "message": message}
+        status.update(engine_gpu(self.service.host.engine))  # free/total VRAM, only on CUDA
+        self._notify(STATUS_NOTIFICATION, status)
         token = self._progress_token
         if token is not None and token in self.work_done_progress.tokens:
             if state is EngineState.LOADING:

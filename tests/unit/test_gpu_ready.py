@@ -258,3 +258,37 @@ def test_cache_facts_are_read_from_vllms_config() -> None:
 )
 def test_expected_hit(prompt: int, shared: int, unit: int, hit: float) -> None:
     assert expected_hit(prompt, shared, unit) == pytest.approx(hit)
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (None, {"state": "ready", "message": "ok"}),  # CPU engine: no gpu field
+        (
+            {"gpu": [{"device": 0, "freeGib": 3.5, "totalGib": 80.0}]},
+            {
+                "state": "ready",
+                "message": "ok",
+                "gpu": [{"device": 0, "freeGib": 3.5, "totalGib": 80.0}],
+            },
+        ),
+    ],
+)
+def test_status_notification_carries_vram(report: dict | None, expected: dict) -> None:
+    from moe_lsp.inference.engine import EngineState
+    from moe_lsp.lsp.server import STATUS_NOTIFICATION, MoeLanguageServer
+    from moe_lsp.lsp.service import Service
+
+    from ..fakes import ScriptedEngine
+
+    engine = ScriptedEngine(["x"])
+    if report is not None:
+        engine.gpu_memory = lambda: report  # type: ignore[attr-defined]
+    service = Service(lambda config, model_dir: engine)  # type: ignore[arg-type,return-value]
+    service.host.engine = engine  # type: ignore[assignment]
+    ls = MoeLanguageServer(service=service)
+    sent: list[tuple[str, object]] = []
+    ls._notify = lambda method, params: sent.append((method, params))  # type: ignore[method-assign]
+    ls._on_engine_status(EngineState.READY, "ok")
+    assert (STATUS_NOTIFICATION, expected) in sent
+    ls.session.close()
