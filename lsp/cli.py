@@ -52,12 +52,48 @@ REMOTE_FLAGS = {
 """Command-line flags of the remote engine and the engine settings they set."""
 
 
+def _json_object(text: str) -> dict[str, object]:
+    """A JSON object given on the command line (argparse reports the error)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"method": "ngram"}\'')
+    return value
+
+
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", help="model folder or hub id (default: the prepared default model)")
-    g.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"])
+    g.add_argument(
+        "--dtype",
+        choices=["auto", "bfloat16", "float16", "float32"],
+        help="default: bfloat16 on CPU, auto (the checkpoint's) on GPU",
+    )
     g.add_argument("--max-model-len", type=int, help="longest prompt + completion, tokens")
-    g.add_argument("--kv-cache-gib", type=float, help="KV cache memory in GiB")
+    g.add_argument(
+        "--kv-cache-gib",
+        type=float,
+        help="KV cache memory in GiB (default: 1 on CPU; on GPU, what --gpu-memory-utilization "
+        "leaves)",
+    )
+    g.add_argument("--max-num-seqs", type=int, help="most requests batched together (default 16)")
+    g.add_argument(
+        "--enforce-eager",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="skip CUDA graphs / torch.compile (default: on for CPU, off for GPU)",
+    )
+    g.add_argument(
+        "--speculative-config",
+        type=_json_object,
+        metavar="JSON",
+        help='vLLM speculative decoding, e.g. \'{"method": "nemotron_h_mtp", '
+        '"num_speculative_tokens": 3}\'',
+    )
     g.add_argument("--block-size", type=int, help="KV cache block size (default 32 on CPU)")
     g.add_argument("--tensor-parallel-size", type=int)
     g.add_argument("--pipeline-parallel-size", type=int)
@@ -65,7 +101,7 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--enable-expert-parallel", action="store_true", default=None)
     g.add_argument(
         "--distributed-executor-backend",
-        choices=["mp", "ray"],
+        choices=["mp", "ray", "uni"],
         help="'ray' to spread the engine over several nodes of a Ray cluster",
     )
     g.add_argument(
@@ -111,6 +147,9 @@ def flag_engine(args: argparse.Namespace) -> dict[str, object]:
             "dtype",
             "max_model_len",
             "kv_cache_gib",
+            "max_num_seqs",
+            "enforce_eager",
+            "speculative_config",
             "block_size",
             "tensor_parallel_size",
             "pipeline_parallel_size",

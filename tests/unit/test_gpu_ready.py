@@ -292,3 +292,47 @@ def test_status_notification_carries_vram(report: dict | None, expected: dict) -
     ls._on_engine_status(EngineState.READY, "ok")
     assert (STATUS_NOTIFICATION, expected) in sent
     ls.session.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--max-num-seqs", "64"], {"max_num_seqs": 64}),
+        (["--enforce-eager"], {"enforce_eager": True}),
+        (["--no-enforce-eager"], {"enforce_eager": False}),
+        (
+            ["--speculative-config", '{"method": "nemotron_h_mtp", "num_speculative_tokens": 3}'],
+            {"speculative_config": {"method": "nemotron_h_mtp", "num_speculative_tokens": 3}},
+        ),
+        (
+            [
+                "--trust-remote-code",
+                "--gpu-memory-utilization",
+                "0.85",
+                "--tensor-parallel-size",
+                "4",
+            ],
+            {"trust_remote_code": True, "gpu_memory_utilization": 0.85, "tensor_parallel_size": 4},
+        ),
+        (["--distributed-executor-backend", "uni"], {"distributed_executor_backend": "uni"}),
+        ([], {}),
+    ],
+)
+def test_engine_flags_become_settings(argv: list[str], expected: dict) -> None:
+    from moe_lsp.lsp.cli import build_parser, flag_engine
+
+    args = build_parser().parse_args(["serve", *argv])
+    engine = flag_engine(args)
+    assert {k: v for k, v in engine.items() if k in expected} == expected
+    EngineConfig.from_wire(engine)  # every flag is a valid setting
+
+
+@pytest.mark.parametrize("text", ["[1]", "{bad", '"ngram"'])
+def test_a_bad_speculative_config_is_refused_by_name(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from moe_lsp.lsp.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--speculative-config", text])
+    assert "argument --speculative-config" in capsys.readouterr().err
