@@ -297,3 +297,17 @@ def test_random_json_through_the_session(server, key: str, value: Any) -> None:
     answer = loop.run_until_complete(inline(ls))
     assert isinstance(answer, lsp.InlineCompletionList)
     ls.session.configure({"completion": {"debounceFloorMs": 0, "debounceCeilingMs": 120}})
+
+
+def test_the_readme_table_states_each_declared_range() -> None:
+    from pathlib import Path
+
+    from moe_lsp.lsp.settings import describe
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `")
+    }
+    for key, f, owner in declared():
+        assert f"`{key}`" in rows, f"README's settings table has no row for {key}"
+        assert describe(f, owner) in rows[f"`{key}`"], f"README's row for {key} is out of date"
