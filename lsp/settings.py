@@ -63,7 +63,7 @@ class CompletionSettings:
     hot_streak_tokens: int = setting(96, 0, 1024, " tokens")
     """Single-line ghost text at a line's end: answer with the first line, keep generating up
     to this many tokens of the following lines for the next requests (0: off)."""
-    first_line_budget_ms: float = setting(1500.0, 0, 60000, " ms")
+    first_line_budget_ms: float = setting(1500.0, 0, 600_000, " ms")
     """A multi-line ghost text still running after this long is answered with its whole lines
     so far; the rest keeps coming for the next request."""
     adopt_grace_ms: float = setting(500.0, 0, 10000, " ms")
