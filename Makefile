@@ -9,7 +9,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
 .PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
-	eval-next-edit eval-next-edit-smoke \
+	eval-next-edit eval-next-edit-smoke gpu-check \
 	bench-context bench-typing soak soak-shared clean
 
 setup: $(STAMP)
@@ -75,6 +75,11 @@ eval-next-edit: model
 
 eval-next-edit-smoke: model
 	$(PY) -m tests.bench.eval_next_edit --smoke
+
+# On a machine with NVIDIA GPUs: e2e completion test, bench and eval on MODEL (a model folder),
+# engine settings from CONFIG (a moe-lsp config.toml); FULL=1 for the whole bench and eval.
+gpu-check: setup
+	$(PY) -m tests.gpu.gpu_check $(MODEL) $(if $(CONFIG),--config $(CONFIG)) $(if $(FULL),--full)
 
 bench-typing: model
 	$(PY) -m tests.bench.bench_typing

@@ -29,7 +29,6 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from moe_lsp.inference.config import EngineConfig
 from moe_lsp.inference.engine import Sampling
 from moe_lsp.lsp.completion import Outcome, Prepared, prepare
 from moe_lsp.lsp.demo import DemoClient, server_command
@@ -43,6 +42,7 @@ from moe_lsp.prompts.profiles import Profile
 
 from . import llama_cpp
 from .alternatives import HfGenerate, LlamaServer, Run, VllmHttp
+from .bench_engine import bench_engine
 from .machine import CpuShare, machine_info
 from .report import (
     Table,
@@ -1277,7 +1277,7 @@ async def run_async_phase(
         or bool({"cache", "concurrency"} - args.skip_set)
         or (not args.smoke and bool({"http", "transformers", "llama"} - args.skip_set))
     )
-    config = EngineConfig(model=None if default_model else model_dir)
+    config = bench_engine(None if default_model else model_dir)
     engine = VllmEngine(config, model_dir) if engine_needed else None
     session = None
     if server_needed:
@@ -1378,7 +1378,7 @@ def run_alternatives(
     if "http" not in args.skip_set:
         say("2. vLLM OpenAI server over HTTP ...")
         t0 = time.monotonic()
-        config = EngineConfig(model=None if default_model else model_dir)
+        config = bench_engine(None if default_model else model_dir)
         on_cpu = _on_cpu()
         _quiet_env(config, model_dir, on_cpu)  # the same environment as the in-process engine
         engine_args = build_engine_args(config, model_dir, on_cpu=on_cpu)

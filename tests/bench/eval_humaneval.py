@@ -107,11 +107,12 @@ def chosen_tasks(args: argparse.Namespace) -> dict[str, list[Task]]:
 
 async def generate(args: argparse.Namespace, tasks: dict[str, list[Task]]) -> dict[str, Any]:
     """Start the engine, complete every task through the server's ghost-text path, stop it."""
-    from moe_lsp.inference.config import EngineConfig
     from moe_lsp.lsp.settings import CompletionSettings, ServerSettings
 
+    from .bench_engine import bench_engine
+
     settings = ServerSettings(
-        engine=EngineConfig(model=args.model),
+        engine=bench_engine(args.model),
         completion=CompletionSettings(
             profile=args.profile or "auto", first_line_budget_ms=args.budget_ms
         ),

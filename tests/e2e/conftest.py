@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import sys
 import time
 from typing import Any
@@ -11,7 +13,14 @@ import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-SERVER = [sys.executable, "-m", "moe_lsp.lsp.cli", "serve", "--kv-cache-gib", "1"]
+# $MOE_LSP_E2E_ARGS replaces the engine flags (make gpu-check: another model, on a GPU).
+SERVER = [
+    sys.executable,
+    "-m",
+    "moe_lsp.lsp.cli",
+    "serve",
+    *shlex.split(os.environ.get("MOE_LSP_E2E_ARGS", "--kv-cache-gib 1")),
+]
 READY_TIMEOUT = 900.0
 
 
