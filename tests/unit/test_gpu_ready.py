@@ -336,3 +336,34 @@ def test_a_bad_speculative_config_is_refused_by_name(
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--speculative-config", text])
     assert "argument --speculative-config" in capsys.readouterr().err
+
+
+SPAWN_PROBE = """
+import sys
+from moe_lsp.inference.config import EngineConfig
+from moe_lsp.inference.vllm_engine import _quiet_env
+if sys.argv[1] == "set":
+    _quiet_env(EngineConfig(), "/no/model", False)  # the GPU path's environment
+from vllm.utils.system_utils import get_mp_context
+print(get_mp_context().get_start_method())
+"""
+
+
+@pytest.mark.parametrize(("mode", "method"), [("set", "spawn"), ("unset", "fork")])
+def test_vllms_own_process_start_is_spawn_after_the_gpu_environment(mode: str, method: str) -> None:
+    """vLLM picks the start method of its engine core and workers in `get_mp_context`; fork
+    is its default off the CPU platform (the 'unset' case, as on CUDA), spawn once the
+    engine's environment is set."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VLLM_WORKER_MULTIPROC_METHOD": "fork", "MOE_LSP_CONFIG": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", SPAWN_PROBE, mode],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == method
