@@ -364,6 +364,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 
 def main() -> int:
+    if "--peers" in sys.argv[1:]:
+        # the side-by-side replay: moe-lsp, a llama.vim-like and an llm-ls-like client
+        from .typing_compare import main as peers
+
+        return peers(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="one short function per run")
     parser.add_argument("--seed", type=int, default=7)
