@@ -10,7 +10,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 
 .PHONY: setup model demo test test-unit test-editors vsix lint bench bench-smoke eval eval-smoke \
 	eval-next-edit eval-next-edit-smoke gpu-check \
-	bench-context bench-typing soak soak-shared clean
+	bench-context bench-typing bench-typing-peers soak soak-shared clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,7 @@ bench: model
 bench-smoke: model
 	$(PY) -m tests.bench.bench_latency --smoke
 	$(PY) -m tests.bench.bench_typing --smoke
+	$(PY) -m tests.bench.bench_typing --peers --smoke
 	$(PY) -m tests.bench.soak --compare-shared --smoke
 
 # Completion quality on HumanEval infilling (single-line and whole-body tasks).
@@ -83,6 +84,11 @@ gpu-check: setup
 
 bench-typing: model
 	$(PY) -m tests.bench.bench_typing
+
+# The same typist through moe-lsp, a llama.vim-like client on llama-server (built once, ~15
+# min on 2 cores) and an llm-ls-like client on vllm serve. Results in bench-results/.
+bench-typing-peers: model
+	$(PY) -m tests.bench.bench_typing --peers
 
 bench-context: model
 	$(PY) -m tests.bench.bench_context
