@@ -54,8 +54,8 @@ def table(body: dict[str, Any]) -> str:
         mom, jain = row.get("maxOverMean"), row.get("jain")
         out.append(f"{row['layer']:>5}  {tokens}  {_f(mom, 8)}  {_f(jain, 6, 3)}")
     out.append(
-        f"tokens per layer: {body.get('tokens')} over {body.get('requests')} windows of "
-        f"requests (at most {body.get('window')}); max/mean mean {_f(body.get('meanMaxOverMean'))}"
+        f"tokens per layer: {body.get('tokens')} over the last {body.get('requests')} "
+        f"requests (window {body.get('window')}); max/mean mean {_f(body.get('meanMaxOverMean'))}"
         f", worst {_f(body.get('worstMaxOverMean'))}; Jain mean {_f(body.get('meanJain'), 0, 3)}"
         f", worst {_f(body.get('worstJain'), 0, 3)} (1 = even, 1/{experts} = one expert takes all)"
     )
