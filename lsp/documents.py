@@ -1,4 +1,5 @@
-"""Open documents by URI: incremental sync and the one LSP position <-> offset conversion."""
+"""Open documents by URI: incremental sync, the one LSP position <-> offset conversion, and their
+syntax trees within the session's memory budget."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import enum
 import logging
 import re
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from moe_lsp.prompts.languages import LanguageSpec, language_for
 from moe_lsp.prompts.syntax import SyntaxTree
+
+from .memory import DEFAULT_BUDGET_BYTES, MemoryBudget, text_cost, tree_cost
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ Change = tuple[Range | None, str]
 """One content change: a range to replace (None = the whole document) and its new text."""
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
+CHUNK_CHARS = 4096
+"""Characters measured at once (in C) when a position is found on a long non-ASCII line: a
+2-million-character line takes ~500 steps, not 2 million."""
 
 
 class PositionEncoding(enum.StrEnum):
@@ -82,6 +88,57 @@ class LineIndex:
             self.starts.append(match.end())
         self.ends.append(len(text))
 
+    def edited(self, text: str, start: int, end: int, length: int) -> None:
+        """Update for old [start, end) replaced by `length` characters (`text`: the new text).
+
+        Only the edit and one character either side are searched for line ends (a "\r\n" may
+        form or break there); the others are kept or moved. Costs the edit plus the number of
+        lines after it, not the length of the text or of the edited line."""
+        delta = length - (end - start)
+        starts, ends = self.starts, self.ends
+        n = len(starts) - 1  # line ends: the k-th spans [ends[k], starts[k + 1])
+        lo, hi = start - 1, end + 1
+        i = bisect_right(starts, lo, 1) - 1  # line ends wholly before `lo` are kept
+        j = max(bisect_left(ends, hi, 0, n), i)  # those from `hi` on are moved by `delta`
+        if i < j:
+            lo, hi = min(lo, ends[i]), max(hi, starts[j])
+        lo, hi = max(lo, 0), min(hi + delta, len(text))
+        found = list(_LINE_END.finditer(text, lo, hi)) if lo < hi else []
+        self.ends = [
+            *ends[:i],
+            *(m.start() for m in found),
+            *(x + delta for x in ends[j:n]),
+            len(text),
+        ]
+        self.starts = [
+            *starts[: i + 1],
+            *(m.end() for m in found),
+            *(x + delta for x in starts[j + 1 :]),
+        ]
+
+
+def _advance(
+    text: str, offset: int, end: int, units: int, character: int, enc: PositionEncoding
+) -> tuple[int, int]:
+    """From `offset` on a line, `units` units into it, to the first offset where the line's
+    units would pass `character` (or to `end`); returns (offset, units before it). Whole chunks
+    are measured by the codec (in C), then one code point at a time within one chunk."""
+    while offset < end:
+        stop = min(offset + CHUNK_CHARS, end)
+        size = _length(text[offset:stop], enc)
+        if units + size > character:
+            end = stop
+            break
+        units += size
+        offset = stop
+    while offset < end:
+        step = _units(text[offset], enc)
+        if units + step > character:
+            break
+        units += step
+        offset += 1
+    return offset, units
+
 
 def offset_at(
     text: str, line: int, character: int, enc: PositionEncoding, index: LineIndex | None = None
@@ -102,13 +159,7 @@ def offset_at(
         return start
     if enc is PositionEncoding.UTF32 or text[start:end].isascii():
         return min(start + character, end)
-    offset, units = start, 0
-    while offset < end:
-        units += _units(text[offset], enc)
-        if units > character:
-            break
-        offset += 1
-    return offset
+    return _advance(text, start, end, 0, character, enc)[0]
 
 
 def position_at(
@@ -151,17 +202,32 @@ class Document:
     """One open text document; its line index is rebuilt lazily after each change."""
 
     def __init__(
-        self, uri: str, language_id: str, version: int, text: str, now: float | None = None
+        self,
+        uri: str,
+        language_id: str,
+        version: int,
+        text: str,
+        now: float | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.uri = uri
         self.language_id = language_id
         self.version = version
         self._text = text
         self._index: LineIndex | None = None
+        self._anchor: tuple[int, int, int, PositionEncoding] | None = None
+        """(line, offset, units before it on the line, encoding) of the last position found on
+        a long line: the next one near it (the next keystroke) is found from there."""
         self.spec: LanguageSpec = language_for(language_id, uri)
-        self.tree: SyntaxTree | None = self._parse(text)
+        self._budget = budget
+        self._tree: SyntaxTree | None = None
+        self._no_tree_at: int | None = None
+        """The version for which a tree was found impossible (plain text, too large, a long
+        line, over the budget): not tried again until the text changes."""
         self.edited_at = time.monotonic() if now is None else now
         self._settled = (version, text)
+        if budget is None:
+            self._build_tree()  # no budget: parsed at once, as before budgets
 
     def settled(self, now: float | None = None, quiet: float = SETTLE_SECONDS) -> tuple[int, str]:
         """(version, text) as other documents' prompts see it: the text as of the last time
@@ -175,12 +241,40 @@ class Document:
             self._settled = (self.version, self._text)
         return self._settled
 
-    def _parse(self, text: str) -> SyntaxTree | None:
+    @property
+    def tree(self) -> SyntaxTree | None:
+        """The syntax tree of the current text; None for plain text, a text too large or with a
+        line too long to parse, or a tree that does not fit the memory budget. Built on first
+        use (and again after the budget dropped it, if it fits again)."""
+        if self._tree is None and self._no_tree_at != self.version:
+            self._build_tree()
+        return self._tree
+
+    @property
+    def has_tree(self) -> bool:
+        """A tree is held now (reading `tree` may build one)."""
+        return self._tree is not None
+
+    def drop_tree(self) -> None:
+        """Let the tree go (the memory budget needs the room); `tree` builds it again."""
+        self._tree = None
+
+    def _build_tree(self) -> None:
+        cost = tree_cost(len(self._text))
+        if not SyntaxTree.may_parse(self.spec, self._text) or (
+            self._budget is not None and not self._budget.admit_tree(self, cost)
+        ):
+            self._no_tree_at = self.version
+            return
         try:
-            return SyntaxTree.create(self.spec, text)
+            self._tree = SyntaxTree.create(self.spec, self._text)
         except Exception:
             log.exception("parsing %s failed; completing without a syntax tree", self.uri)
-            return None
+            self._tree = None
+        if self._tree is None:
+            self._no_tree_at = self.version
+            if self._budget is not None:
+                self._budget.release_tree(self.uri)
 
     @property
     def text(self) -> str:
@@ -193,7 +287,21 @@ class Document:
         return self._index
 
     def offset_at(self, line: int, character: int, enc: PositionEncoding) -> int:
-        return offset_at(self._text, line, character, enc, self.index)
+        index, text = self.index, self._text
+        if not 0 <= line < len(index.starts) or index.ends[line] - index.starts[line] < CHUNK_CHARS:
+            return offset_at(text, line, character, enc, index)
+        start, end = index.starts[line], index.ends[line]
+        anchor = self._anchor
+        if character <= 0:
+            return start
+        if enc is PositionEncoding.UTF32:
+            return min(start + character, end)
+        if anchor is not None and anchor[0] == line and anchor[3] is enc and anchor[2] <= character:
+            offset, units = _advance(text, anchor[1], end, anchor[2], character, enc)
+        else:
+            offset, units = _advance(text, start, end, 0, character, enc)
+        self._anchor = (line, offset, units, enc)
+        return offset
 
     def position_at(self, offset: int, enc: PositionEncoding) -> Position:
         return position_at(self._text, offset, enc, self.index)
@@ -208,22 +316,37 @@ class Document:
         """Replace `range_or_none` (clamped; None = whole text) by `new_text`, set `version`."""
         if range_or_none is None:
             self._text = new_text
-            self.tree = self._parse(new_text)
+            self._tree = None  # parsed again when needed
+            self._index = self._anchor = None
         else:
             (start_line, start_char), (end_line, end_char) = range_or_none
             start = self.offset_at(start_line, start_char, enc)
-            end = self.offset_at(end_line, end_char, enc)
+            end = start
+            if (end_line, end_char) != (start_line, start_char):
+                end = self.offset_at(end_line, end_char, enc)
             start, end = min(start, end), max(start, end)
-            self._text = self._text[:start] + new_text + self._text[end:]
-            if self.tree is not None:
+            self._text = "".join((self._text[:start], new_text, self._text[end:]))
+            if self._index is not None:
+                self._index.edited(self._text, start, end, len(new_text))
+            if self._anchor is not None and self._anchor[1] > start:
+                self._anchor = None  # what lies before the edit is unchanged
+            if self._tree is not None:
                 try:
-                    self.tree.apply_edit(start, end, new_text)
+                    self._tree.apply_edit(start, end, new_text)
                 except Exception:
-                    log.exception("incremental parse of %s failed; re-parsing", self.uri)
-                    self.tree = self._parse(self._text)
-        self._index = None
+                    log.exception("incremental parse of %s failed; parsing again", self.uri)
+                    self._tree = None
+                if self._tree is not None and self._tree.tree is None:
+                    self._tree = None  # too large or a line too long now: plain text
         self.version = version
         self.edited_at = time.monotonic()
+        self._no_tree_at = None
+        if self._budget is not None:
+            self._budget.set_text(self.uri, text_cost(self._text))
+            if self._tree is None:
+                self._budget.release_tree(self.uri)
+            elif not self._budget.resize_tree(self, tree_cost(len(self._text))):
+                self._tree = None
 
     def snapshot(self, line: int, character: int, enc: PositionEncoding) -> Snapshot:
         offset = self.offset_at(line, character, enc)
@@ -241,11 +364,22 @@ class DocumentStore:
         encoding: PositionEncoding = PositionEncoding.UTF16,
         max_documents: int = MAX_OPEN_DOCUMENTS,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self.encoding = encoding
         self.max_documents = max_documents
         self.max_bytes = max_bytes
+        self.budget = MemoryBudget(budget_bytes)
+        """Texts and trees of these documents; over it, trees go first, then old documents."""
         self._docs: OrderedDict[str, Document] = OrderedDict()
+
+    def set_budget(self, budget_bytes: int) -> None:
+        """A new memory budget (setting `memoryBudgetBytes`): trees and, if need be, the
+        documents edited longest ago are let go until the rest fits."""
+        self.budget.limit = budget_bytes
+        for doc in list(self._docs.values()):
+            self.budget.set_text(doc.uri, text_cost(doc.text))  # drops trees until they fit
+        self._fit_texts(keep="")
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -254,6 +388,9 @@ class DocumentStore:
         return uri in self._docs
 
     def _too_big(self, uri: str, text: str) -> bool:
+        if text_cost(text) > self.budget.limit:
+            log.warning("ignoring %s: its text alone is over the memory budget", uri)
+            return True
         if len(text) * 4 <= self.max_bytes:  # UTF-8 takes at most 4 bytes a code point
             return False
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -264,14 +401,33 @@ class DocumentStore:
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> bool:
         """Open (or reopen) a document; False if its text is over the size limit."""
-        self._docs.pop(uri, None)
+        self._forget(uri)
         if self._too_big(uri, text):
             return False
         while len(self._docs) >= max(self.max_documents, 1):
-            evicted, _ = self._docs.popitem(last=False)
+            evicted = next(iter(self._docs))
+            self._forget(evicted)
             log.warning("too many open documents (%d): dropping %s", self.max_documents, evicted)
-        self._docs[uri] = Document(uri, language_id, version, text)
+        self._docs[uri] = Document(uri, language_id, version, text, budget=self.budget)
+        self.budget.set_text(uri, text_cost(text))
+        self._fit_texts(keep=uri)
         return True
+
+    def _forget(self, uri: str) -> bool:
+        self.budget.forget(uri)
+        doc = self._docs.pop(uri, None)
+        if doc is not None:
+            doc.drop_tree()
+        return doc is not None
+
+    def _fit_texts(self, keep: str) -> None:
+        """Texts over the budget: the documents opened or changed longest ago are dropped."""
+        while self.budget.texts_over() and len(self._docs) > 1:
+            evicted = next(iter(self._docs))
+            if evicted == keep:
+                return
+            self._forget(evicted)
+            log.warning("memory budget: dropping %s (opened or changed longest ago)", evicted)
 
     def change(self, uri: str, version: int, changes: Iterable[Change]) -> bool:
         """Apply content changes in order; False (and logged) if ignored.
@@ -290,14 +446,15 @@ class DocumentStore:
             doc.apply_change(range_or_none, text, version, self.encoding)
         doc.version = version  # also when `changes` is empty
         if self._too_big(uri, doc.text):
-            del self._docs[uri]
+            self._forget(uri)
             return False
         self._docs.move_to_end(uri)
+        self._fit_texts(keep=uri)
         return True
 
     def close(self, uri: str) -> bool:
         """Forget a document; False if it was not open."""
-        return self._docs.pop(uri, None) is not None
+        return self._forget(uri)
 
     def recent(self, limit: int, exclude: str = "") -> list[Document]:
         """Up to `limit` open documents, most recently opened or changed first."""

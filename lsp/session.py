@@ -50,7 +50,7 @@ class Session:
     ) -> None:
         self.service = service
         self.settings = settings or ServerSettings()
-        self.documents = DocumentStore()
+        self.documents = DocumentStore(budget_bytes=self.settings.memory_budget_bytes)
         self.streaks = Streaks()
         self.typing = TypingCache()
         self.edit_logs = EditLogs()
@@ -77,6 +77,8 @@ class Session:
         each value that did not (that setting keeps its current value)."""
         self.settings, problems = self.settings.apply(options)
         self.debouncer = self._debouncer()
+        if self.documents.budget.limit != self.settings.memory_budget_bytes:
+            self.documents.set_budget(self.settings.memory_budget_bytes)
         return problems
 
     def _debouncer(self) -> Debouncer:

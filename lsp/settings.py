@@ -13,6 +13,8 @@ from moe_lsp.inference.config import EngineConfig, wire_name
 from moe_lsp.inference.errors import EngineConfigError
 from moe_lsp.prompts.builder import Budget
 
+from .memory import DEFAULT_BUDGET_BYTES
+
 _BUDGET = Budget()
 """The prompt budget's defaults are the context engine's (prompts/builder.py `Budget`)."""
 
@@ -97,6 +99,9 @@ class ServerSettings:
     """Prompt and generation bounds."""
     log_prompts: bool = setting(False)
     """Write prompt and completion text to the log (off: logs hold no code)."""
+    memory_budget_bytes: int = setting(DEFAULT_BUDGET_BYTES, 16 << 20, 1 << 40, " bytes")
+    """Memory for the session's open documents and their syntax trees: the trees of documents
+    edited longest ago are dropped first (those complete as plain text), then documents."""
 
     def apply(self, options: Any, where: str = "") -> tuple[ServerSettings, list[str]]:
         """These settings with every good value of `options` applied, and one message for each
@@ -153,11 +158,14 @@ class ServerSettings:
         for f in fields(self.completion):
             out["completion." + wire_name(f.name)] = getattr(self.completion, f.name)
         out["logPrompts"] = self.log_prompts
+        out["memoryBudgetBytes"] = self.memory_budget_bytes
         return out
 
 
 _COMPLETION: dict[str, Field[Any]] = {f.name: f for f in fields(CompletionSettings)}
-_TOP: dict[str, Field[Any]] = {f.name: f for f in fields(ServerSettings) if f.name == "log_prompts"}
+_TOP: dict[str, Field[Any]] = {
+    f.name: f for f in fields(ServerSettings) if f.name in ("log_prompts", "memory_budget_bytes")
+}
 
 
 @functools.cache
@@ -181,7 +189,12 @@ def describe(f: Field[Any], owner: type = CompletionSettings) -> str:
     noun = "a whole number" if kind is int else "a number"
     if low is None:
         return noun
-    return f"{noun} from {low:g} to {high:g}{unit}"
+    return f"{noun} from {_g(low)} to {_g(high)}{unit}"
+
+
+def _g(number: float) -> str:
+    """A bound as people read it: 64, 0.9, 16777216 (not 1.67772e+07)."""
+    return str(number) if isinstance(number, int) and number >= 10**6 else f"{number:g}"
 
 
 def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:

@@ -11,6 +11,9 @@ from .languages import LanguageSpec
 
 MAX_PARSE_BYTES = 2 * 1024 * 1024
 """Documents larger than this (UTF-8 bytes) get no tree: completions then use line rules."""
+MAX_LINE_BYTES = 16 * 1024
+"""Documents with a line longer than this (UTF-8 bytes; minified or generated code) get no
+tree either: a keystroke on such a line would re-lex and re-parse all of it."""
 CHECKPOINT_CHARS = 1024
 """Characters between two cached (str offset, byte offset) pairs of non-ASCII text."""
 _CONTINUATION = bytes(range(0x80, 0xC0))
@@ -37,8 +40,23 @@ def end_point(start: Point, inserted: bytes) -> Point:
 
 
 def _parsable(source: bytes) -> bool:
-    """Small enough to parse, and not binary (no NUL byte)."""
-    return len(source) <= MAX_PARSE_BYTES and b"\x00" not in source
+    """Small enough to parse, not binary (no NUL byte), and no line too long."""
+    return (
+        len(source) <= MAX_PARSE_BYTES
+        and b"\x00" not in source
+        and not has_long_line(source, 0, len(source))
+    )
+
+
+def has_long_line(source: bytes, start: int, end: int) -> bool:
+    """A line over `MAX_LINE_BYTES` among those that bytes [start, end) of `source` touch.
+    Costs the length of those lines (in C), not of the whole text."""
+    first = source.rfind(b"\n", 0, start) + 1
+    last = source.find(b"\n", end)
+    last = len(source) if last < 0 else last
+    if last - first <= MAX_LINE_BYTES:
+        return False
+    return max(map(len, source[first:last].split(b"\n"))) > MAX_LINE_BYTES
 
 
 class SyntaxTree:
@@ -63,10 +81,16 @@ class SyntaxTree:
         self._bytes: list[int] = [0]
         """Byte offset of checkpoint i."""
 
+    @staticmethod
+    def may_parse(spec: LanguageSpec, text: str) -> bool:
+        """False when `create` would surely give None, found without encoding or parsing: no
+        grammar, or more characters than `MAX_PARSE_BYTES` (each is at least one byte)."""
+        return bool(spec.module) and len(text) <= MAX_PARSE_BYTES
+
     @classmethod
     def create(cls, spec: LanguageSpec, text: str) -> SyntaxTree | None:
         """Parse `text`; None for plain text, text over the size limit, binary text, no grammar."""
-        if not spec.module:
+        if not SyntaxTree.may_parse(spec, text):
             return None
         source = encode(text)
         if not _parsable(source):
@@ -120,11 +144,16 @@ class SyntaxTree:
         self._text = self._text[:start] + new_text + self._text[end:]
         self._source = source
         self._forget_checkpoints_after(start)
-        if not _parsable(source):
+        if (
+            len(source) > MAX_PARSE_BYTES
+            or b"\x00" in source
+            or has_long_line(source, start_byte, start_byte + len(inserted))
+        ):
             self._tree = None
             return
         if self._tree is None:
-            self._tree = self._parser.parse(source)
+            if _parsable(source):
+                self._tree = self._parser.parse(source)
             return
         start_point = point_at(old_source, start_byte)
         self._tree.edit(
