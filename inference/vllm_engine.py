@@ -31,6 +31,10 @@ from .torch_extras import hide_mismatched
 
 log = logging.getLogger(__name__)
 
+_VRAM_TO_RECOVER: list[int] = []
+"""Free bytes per GPU before the last engine of this process started, set when it stopped: the
+next start waits (up to 30 s) to see them free again, a server's exit does not."""
+
 
 def _on_cpu() -> bool:
     hide_mismatched()  # before vLLM imports transformers, which imports torchvision when present
@@ -137,6 +141,9 @@ class VllmEngine:
             on_cpu = _on_cpu()
             validate(self.config, self.model_dir, on_cpu=on_cpu)
             _quiet_env(self.config, self.model_dir, on_cpu)
+            if not on_cpu and _VRAM_TO_RECOVER:  # a restart: the old engine's processes may
+                wait_for_vram(list(_VRAM_TO_RECOVER))  # still be giving their memory back
+                _VRAM_TO_RECOVER.clear()
             devices = None if on_cpu else vram()
             self._vram_before = [d.free for d in devices or ()]
             if self.config.vllm.kv_cache_gib is None:  # else vLLM does not check the share
@@ -184,8 +191,8 @@ class VllmEngine:
                 llm.shutdown()
             except Exception:
                 log.exception("engine shutdown failed")
-            if self._vram_before:  # a restart must find the GPU memory free again
-                wait_for_vram(self._vram_before)
+            if self._vram_before:  # the next start waits for this memory to be free again
+                _VRAM_TO_RECOVER[:] = self._vram_before
 
     # -- requests -----------------------------------------------------------------------------
     async def stream(

@@ -367,3 +367,30 @@ def test_vllms_own_process_start_is_spawn_after_the_gpu_environment(mode: str, m
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == method
+
+
+def test_a_restart_waits_for_the_old_engines_vram_and_an_exit_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moe_lsp.inference import vllm_engine
+    from moe_lsp.inference.errors import EngineConfigError
+
+    waits: list[list[int]] = []
+    monkeypatch.setattr(vllm_engine, "_on_cpu", lambda: False)
+    monkeypatch.setattr(vllm_engine, "validate", lambda *a, **k: None)
+    monkeypatch.setattr(vllm_engine, "_quiet_env", lambda *a, **k: None)
+    monkeypatch.setattr(vllm_engine, "vram", lambda: [dev(5.0)])  # too little: start refused
+    monkeypatch.setattr(vllm_engine, "wait_for_vram", lambda target, **k: waits.append(target))
+    monkeypatch.setattr(vllm_engine, "_VRAM_TO_RECOVER", [])
+
+    first = vllm_engine.VllmEngine(cfg(), "/m")
+    with pytest.raises(EngineConfigError, match=r"GPU 0 has 5\.0 of 24\.0 GiB free"):
+        first.start()
+    assert first.health().message.startswith("GPU 0 has 5.0")
+    first._llm = SimpleNamespace(shutdown=lambda: None)  # as if it had started
+    first.shutdown()
+    assert waits == []  # stopping does not wait (a server's exit stays quick)
+    second = vllm_engine.VllmEngine(cfg(), "/m")
+    with pytest.raises(EngineConfigError):
+        second.start()
+    assert waits == [[int(5.0 * GIB)]]  # the next start waited for the old engine's memory
