@@ -214,11 +214,10 @@ def _pem_tail(m: re.Match[str]) -> str:
     return PLACEHOLDER + "".join(_breaks(m.group(1)))
 
 
-_BARE_SITE = re.compile(
-    r"^[ \t]*(?:export[ \t]+|-[ \t]+)?(?P<name>[\w$.-]{1,80}?)[\"']?[ \t]*[:=][ \t]*"
-    r"(?P<value>[^\s'\"#,;()\[\]{}<>`$=]{8,})[ \t]*(?:#[^\r\n]*)?$",
-    re.MULTILINE,
+_BARE_VALUE = re.compile(
+    r"[:=][ \t]*(?P<value>[^\s'\"#,;()\[\]{}<>`$=]{8,})[ \t]*(?:#[^\r\n]*)?$", re.MULTILINE
 )
+_BARE_NAME = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?[\"']?(?P<name>[\w$.-]{1,80})[\"']?[ \t]*")
 """A whole-line assignment with an unquoted value, as env files, shells, INI and YAML write it:
 `DB_PASS=hunter2hunter2`, `password: Tr0ub4dor&3`, `export API_TOKEN=...`."""
 _DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
@@ -241,13 +240,22 @@ def _bare_secret(value: str) -> bool:
 
 
 def _redact_bare(text: str) -> str:
-    """Replace the unquoted values of whole-line secret assignments."""
-    if "=" not in text and ":" not in text:
-        return text
+    """Replace the unquoted values of whole-line secret assignments: operator sites with a bare
+    value up to the line's end are found first (rare), then the line's start is checked for a
+    secret's name alone (`DB_PASS=`, `  password: `, `export API_TOKEN=`)."""
     pieces: list[str] = []
     done = 0
-    for m in _BARE_SITE.finditer(text):
-        if _SECRET_NAME.search(m.group("name")) and _bare_secret(m.group("value")):
+    for m in _BARE_VALUE.finditer(text):
+        lo = max(0, m.start() - _NAME_WINDOW)
+        line_start = max(text.rfind("\n", lo, m.start()), text.rfind("\r", lo, m.start())) + 1
+        if line_start == 0 and lo > 0:
+            continue  # the line starts too far back for a name this short
+        name = _BARE_NAME.fullmatch(text, line_start, m.start())
+        if (
+            name is not None
+            and _SECRET_NAME.search(name.group("name"))
+            and _bare_secret(m.group("value"))
+        ):
             pieces += (text[done : m.start("value")], PLACEHOLDER)
             done = m.end("value")
     if not pieces:
@@ -257,7 +265,7 @@ def _redact_bare(text: str) -> str:
 
 
 _URL_CREDENTIALS = re.compile(
-    r"(?<=://)(?P<user>[^\s:/@'\"<>]{0,128}):(?P<pw>[^\s/@'\"<>]{1,256})@"
+    r"://(?P<user>[^\s:/@'\"<>]{0,128}):(?P<pw>[^\s/@'\"<>]{1,256})@"
 )
 """The password of credentials inside a URL (`postgres://user:pass@host`)."""
 
@@ -266,7 +274,7 @@ def _url_credential(m: re.Match[str]) -> str:
     pw = m.group("pw")
     if pw == PLACEHOLDER or _REFERENCE.match(pw):
         return m.group(0)
-    return f"{m.group('user')}:{PLACEHOLDER}@"
+    return f"://{m.group('user')}:{PLACEHOLDER}@"
 
 
 def _redact_values(text: str) -> str:
