@@ -159,14 +159,18 @@ def wait_for_vram(
 
 
 def free_memory_problem(
-    devices: Sequence[DeviceMemory] | None, utilization: float | None
+    devices: Sequence[DeviceMemory] | None, utilization: float | None, used: int | None = None
 ) -> str | None:
     """vLLM's own start-up condition, checked before it runs: each GPU needs
     `gpu_memory_utilization` x total free (vllm/v1/worker/utils.py raises "Free memory on
     device ... is less than desired GPU memory utilization"). A sentence saying what to do,
-    or None when the memory is there (or there is no GPU to look at)."""
+    or None when the memory is there (or there is no GPU to look at). Only the first `used`
+    devices are checked: the engine's GPUs (tensor x pipeline x data parallel, in the order
+    CUDA numbers them)."""
     if not devices:
         return None
+    if used is not None:
+        devices = devices[: max(1, used)]
     share = VLLM_DEFAULT_UTILIZATION if utilization is None else utilization
     for d in devices:
         wanted = share * d.total

@@ -147,7 +147,9 @@ class VllmEngine:
             devices = None if on_cpu else vram()
             self._vram_before = [d.free for d in devices or ()]
             if self.config.vllm.kv_cache_gib is None:  # else vLLM does not check the share
-                problem = free_memory_problem(devices, self.config.vllm.gpu_memory_utilization)
+                vc = self.config.vllm
+                gpus = vc.tensor_parallel_size * vc.pipeline_parallel_size * vc.data_parallel_size
+                problem = free_memory_problem(devices, vc.gpu_memory_utilization, gpus)
                 if problem:
                     raise EngineConfigError(problem)
             from vllm.engine.arg_utils import AsyncEngineArgs
