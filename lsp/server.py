@@ -68,16 +68,16 @@ class MoeLanguageServer(LanguageServer):
             log.debug("notification %s failed", method, exc_info=True)
 
     def show(self, kind: lsp.MessageType, message: str) -> None:
-        """One short message in the editor's message area."""
-        self.window_show_message(lsp.ShowMessageParams(type=kind, message=f"moe-lsp: {message}"))
+        """One short message in the editor's message area, also written to the client's log
+        (window/logMessage), where it stays after the message is dismissed."""
+        text = f"moe-lsp: {message}"
+        self.window_show_message(lsp.ShowMessageParams(type=kind, message=text))
+        with contextlib.suppress(Exception):
+            self.window_log_message(lsp.LogMessageParams(type=kind, message=text))
 
     def warn(self, message: str) -> None:
-        """A warning shown to the user and written to the client's log (window/logMessage)."""
+        """A warning: shown, and in the client's log."""
         self.show(lsp.MessageType.Warning, message)
-        with contextlib.suppress(Exception):
-            self.window_log_message(
-                lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"moe-lsp: {message}")
-            )
 
     async def pull_settings(self, section: str, timeout: float = 5.0) -> Any:
         """The client's settings under `section` (workspace/configuration), or None when it has
