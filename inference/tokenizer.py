@@ -99,10 +99,15 @@ def chat_template_of(hf_tok: Any) -> Callable[[list[dict[str, str]]], str] | Non
 
     def render(messages: list[dict[str, str]]) -> str:
         # No reasoning before the code: templates that think by default (Qwen3, Nemotron 3)
-        # read `enable_thinking`; others ignore unknown variables.
+        # read `enable_thinking`, DeepSeek-V3.1's reads `thinking`; others ignore unknown
+        # variables.
         text = str(
             hf_tok.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False, enable_thinking=False
+                messages,
+                add_generation_prompt=True,
+                tokenize=False,
+                enable_thinking=False,
+                thinking=False,
             )
         )
         return close_thinking(text)

@@ -219,3 +219,24 @@ async def test_reasoning_is_capped(pieces: list[str], reason: str, code: str) ->
 def test_the_cap_does_not_touch_a_fim_prompt() -> None:
     fim = replace(CHAT, kind="fim", mode=Mode.SINGLE_LINE)
     assert StopCheck(fim, syntax=False).done("<think>" + "x" * 5000) is False
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        # Qwen3, Nemotron 3
+        "{%- set on = enable_thinking if enable_thinking is defined else True %}",
+        "{%- set on = thinking if thinking is defined else True %}",  # DeepSeek-V3.1's variable
+    ],
+)
+def test_every_known_thinking_switch_is_turned_off(switch: str) -> None:
+    template = (
+        switch + "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+        "{%- if on %}{{- '<think>\\n' }}{%- else %}{{- '</think>' }}{%- endif %}{%- endif %}"
+    )
+    render = chat_template_of(build(NEMOTRON_ROLES_ADDED, template))
+    assert render is not None
+    assert render([{"role": "user", "content": "x"}]) == "<|im_start|>assistant\n</think>"
+
+
+NEMOTRON_ROLES_ADDED = [(t, True) for t in NEMOTRON_ROLES]
