@@ -12,6 +12,7 @@ from typing import Any
 from moe_lsp.inference.config import EngineConfig, wire_name
 from moe_lsp.inference.errors import EngineConfigError
 from moe_lsp.prompts.builder import Budget
+from moe_lsp.prompts.profiles import PROFILES
 
 from .memory import DEFAULT_BUDGET_BYTES
 
@@ -24,10 +25,17 @@ class SettingsError(ValueError):
 
 
 def setting(
-    default: Any, low: float | None = None, high: float | None = None, unit: str = ""
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    unit: str = "",
+    choices: tuple[str, ...] = (),
 ) -> Any:
-    """A setting's declaration: its default and, for numbers, the accepted range (inclusive)."""
-    return field(default=default, metadata={"low": low, "high": high, "unit": unit})
+    """A setting's declaration: its default and the accepted range (inclusive; a string's
+    length), or the accepted strings."""
+    return field(
+        default=default, metadata={"low": low, "high": high, "unit": unit, "choices": choices}
+    )
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class CompletionSettings:
     """The prompt window's start moves in steps of this many lines (prefix-cache hits)."""
     max_context_documents: int = setting(20, 0, 1000, " documents")
     """Most recently edited open documents searched for context."""
-    profile: str = setting("auto", 1, 64, " characters")
+    profile: str = setting("auto", choices=("auto", *(p.name for p in PROFILES)))
     """Prompt format: 'auto' (from the tokenizer's special tokens) or a profile name, e.g.
     'qwen-fim', 'deepseek-fim', 'starcoder-fim', 'codellama-fim', 'codestral-fim',
     'prefix-only', 'chat-infill'."""
@@ -184,6 +192,8 @@ def describe(f: Field[Any], owner: type = CompletionSettings) -> str:
     low, high, unit = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("unit", "")
     if kind is bool:
         return "true or false"
+    if f.metadata.get("choices"):
+        return "one of " + ", ".join(f"'{c}'" for c in f.metadata["choices"])
     if kind is str:
         return f"a string of {low:g} to {high:g} characters" if high is not None else "a string"
     noun = "a whole number" if kind is int else "a number"
@@ -217,7 +227,9 @@ def check(f: Field[Any], value: Any, owner: type = CompletionSettings) -> Any:
         )
     elif kind is str:
         ok = isinstance(value, str)
-    if ok and low is not None and high is not None:
+    if ok and f.metadata.get("choices"):
+        ok = value in f.metadata["choices"]
+    elif ok and low is not None and high is not None:
         size = len(value) if isinstance(value, str) else value
         ok = low <= size <= high
     if not ok:

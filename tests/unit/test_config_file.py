@@ -92,7 +92,7 @@ def test_paths(home: Path, monkeypatch: pytest.MonkeyPatch, env, config, log) ->
         ("colour = 1\n", lambda f: True, "Unknown setting 'colour'"),
         ("[completion\n", lambda f: not f.found, "is not valid TOML"),
         ("when = 2024-01-01T00:00:00\n", lambda f: True, "Unknown setting"),
-        ("[completion]\nprofile = 2024-01-01\n", lambda f: True, "must be a string"),
+        ("[completion]\nprofile = 2024-01-01\n", lambda f: True, "must be one of"),
     ],
 )
 def test_file(home: Path, text: str, check, problem: str | None) -> None:

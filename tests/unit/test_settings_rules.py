@@ -88,8 +88,14 @@ def value_of(settings: ServerSettings, key: str) -> Any:
         ({"completion": {"maxTokensSingle": 0}}, "completion.maxTokensSingle", 48, "1 to 1024"),
         ({"completion": {"hotStreakTokens": 0}}, "completion.hotStreakTokens", 0, None),
         ({"completion": {"contextShare": 1.5}}, "completion.contextShare", 0.25, "0 to 0.9"),
-        ({"completion": {"profile": ""}}, "completion.profile", "auto", "1 to 64 characters"),
-        ({"completion": {"profile": 3}}, "completion.profile", "auto", "must be a string"),
+        (
+            {"completion": {"profile": ""}},
+            "completion.profile",
+            "auto",
+            "one of 'auto', 'qwen-fim'",
+        ),
+        ({"completion": {"profile": 3}}, "completion.profile", "auto", "must be one of"),
+        ({"completion": {"profile": "qwen"}}, "completion.profile", "auto", "'prefix-only'"),
         ({"completion": {"profile": "qwen-fim"}}, "completion.profile", "qwen-fim", None),
         # snake_case and kebab-case spellings (the config file's) name the same setting
         ({"completion": {"max_tokens_multi": 64}}, "completion.maxTokensMulti", 64, None),
