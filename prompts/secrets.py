@@ -264,9 +264,7 @@ def _redact_bare(text: str) -> str:
     return "".join(pieces)
 
 
-_URL_CREDENTIALS = re.compile(
-    r"://(?P<user>[^\s:/@'\"<>]{0,128}):(?P<pw>[^\s/@'\"<>]{1,256})@"
-)
+_URL_CREDENTIALS = re.compile(r"://(?P<user>[^\s:/@'\"<>]{0,128}):(?P<pw>[^\s/@'\"<>]{1,256})@")
 """The password of credentials inside a URL (`postgres://user:pass@host`)."""
 
 
