@@ -210,8 +210,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve_stdio(server, sys.stdin.buffer, lsp_out)
     finally:
-        server.host.shutdown_blocking()
-    return 0 if server.protocol._shutdown else 1
+        server.host.shutdown_blocking()  # within 10 s, every engine process ended
+    code = 0 if server.protocol._shutdown else 1
+    # Leave now: interpreter exit would still wait seconds for threads and vLLM's exit hooks.
+    logging.shutdown()
+    os._exit(code)
 
 
 def log_choice(args: argparse.Namespace) -> tuple[str, str | None, Path | None]:

@@ -8,12 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from moe_lsp.inference.config import EngineConfig
 from moe_lsp.inference.engine import EngineState, StartableEngine
 from moe_lsp.inference.errors import InferenceError
 from moe_lsp.inference.factory import create_engine
 from moe_lsp.inference.openai_wire import display_url
+
+from .orphans import child_pids, end_processes
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,11 @@ BACKOFF_FIRST_SECONDS = 1.0
 """Wait before the first restart; doubled for each next one."""
 BACKOFF_MAX_SECONDS = 60.0
 """Longest wait between restarts."""
-STOP_WAIT_SECONDS = 30.0
-"""How long leaving the process waits for an engine stop already under way."""
+STOP_WAIT_SECONDS = 3.0
+"""How long leaving the process waits for the engine to stop cleanly; then its processes are
+ended (SIGTERM, then SIGKILL), so that all of them are gone within 10 s of `exit`."""
+
+T = TypeVar("T")
 
 StatusCallback = Callable[[EngineState, str], None]
 """Called with (state, human message) on every change of the engine's state."""
@@ -72,6 +78,8 @@ class EngineHost:
         self._watch: asyncio.Task[None] | None = None
         self._stopped: threading.Event | None = None
         """Set when an engine stop begun by `shutdown` has finished (None: none begun)."""
+        self._before: set[int] | None = None
+        """This process's children before the first engine was made (not the engine's)."""
 
     @property
     def ready(self) -> bool:
@@ -92,6 +100,8 @@ class EngineHost:
     def start(self, config: EngineConfig) -> asyncio.Task[None]:
         """Begin loading in the background; returns the loading task."""
         if self._task is None:
+            if self._before is None:
+                self._before = child_pids()
             self.state = EngineState.LOADING
             self._task = asyncio.ensure_future(self._load(config))
             self._watch = asyncio.ensure_future(self._watchdog(config))
@@ -122,7 +132,7 @@ class EngineHost:
             old, self.engine = self.engine, None
             if old is not None:
                 try:
-                    await asyncio.to_thread(old.shutdown)
+                    await in_daemon_thread(old.shutdown)
                 except Exception:
                     log.exception("shutdown of the dead engine failed")
             await asyncio.sleep(delay)
@@ -140,13 +150,13 @@ class EngineHost:
         t0 = time.monotonic()
         self._set(EngineState.LOADING, "Loading model")
         try:
-            model = await asyncio.to_thread(resolve_model, config, self._set)
+            model = await in_daemon_thread(resolve_model, config, self._set)
             target = _short(model) if model else "the server's model"
             where = f" at {display_url(config.openai.url or '')}" if config.remote else ""
             self._set(EngineState.LOADING, f"Starting the engine for {target}{where}")
             engine = self._factory(config, model)
             self.engine = engine
-            await asyncio.to_thread(engine.start)
+            await in_daemon_thread(engine.start)
         except (InferenceError, _prepare_error()) as err:
             log.error("engine start failed: %s", err)
             self._set(EngineState.FAILED, str(err))
@@ -189,14 +199,52 @@ class EngineHost:
             await done
         self.state = EngineState.STOPPED
 
-    def shutdown_blocking(self) -> None:
-        """Stop the engine from outside the event loop (interpreter exit, a signal); a stop
-        already under way is waited for, so that no engine process outlives the server."""
+    def shutdown_blocking(self, timeout: float = STOP_WAIT_SECONDS) -> list[int]:
+        """Stop the engine from outside the event loop (leaving the process, a signal), within
+        `timeout` s: a stop already under way is waited for, and then every process the engine
+        started that is still there is ended (SIGTERM, then SIGKILL). Returns the pids that
+        had to be ended. A start still under way is not waited for."""
+        deadline = time.monotonic() + timeout
         engine, self.engine = self.engine, None
         if engine is not None:
-            engine.shutdown()
-        if self._stopped is not None and not self._stopped.wait(STOP_WAIT_SECONDS):
-            log.warning("the engine did not stop within %.0f s", STOP_WAIT_SECONDS)
+            self._stopped = stopped = threading.Event()
+            threading.Thread(
+                target=_stop, args=(engine, stopped), name="moe-engine-stop", daemon=True
+            ).start()
+        if self._stopped is not None and not self._stopped.wait(deadline - time.monotonic()):
+            log.warning("the engine did not stop within %.0f s; ending its processes", timeout)
+        if self._before is None:
+            return []  # no engine was ever started here
+        ended = end_processes(child_pids() - self._before)
+        if ended:
+            log.info("ended engine processes %s", ", ".join(map(str, ended)))
+        return ended
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` in a daemon thread of its own. Unlike `asyncio.to_thread`, leaving the event
+    loop does not wait for it: `exit` during a model load that takes a minute leaves at once."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: object) -> None:
+        if not done.done():
+            if ok:
+                done.set_result(value)  # type: ignore[arg-type]
+            else:
+                done.set_exception(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result: object = fn(*args)
+            ok = True
+        except BaseException as err:  # handed to the awaiting task
+            result, ok = err, False
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, ok, result)
+
+    threading.Thread(target=run, name=f"moe-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await done
 
 
 def _stop(engine: StartableEngine, stopped: threading.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -43,3 +44,48 @@ def exit_with_parent(poll: float = POLL_SECONDS, grace: float = GRACE_SECONDS) -
     thread = threading.Thread(target=watch, name="moe-lsp-parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+TERM_SECONDS = 1.5
+"""Time `end_processes` gives a SIGTERM before it sends SIGKILL."""
+
+
+def child_pids() -> set[int]:
+    """Pids of every living descendant of this process."""
+    import psutil
+
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def end_processes(pids: set[int], term_seconds: float = TERM_SECONDS) -> list[int]:
+    """End these processes (from `child_pids`): SIGTERM, and SIGKILL for those still there
+    after `term_seconds`. Returns the pids that were running.
+
+    multiprocessing's resource tracker is left alone: it ignores SIGTERM, ends by itself when
+    this process does, and frees the shared memory the engine left behind as it goes."""
+    import psutil
+
+    mine = []
+    for pid in sorted(pids):
+        try:
+            proc = psutil.Process(pid)
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                if not any("resource_tracker" in part for part in proc.cmdline()):
+                    mine.append(proc)
+        except psutil.Error:
+            continue
+    if not mine:
+        return []
+    for proc in mine:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=term_seconds)
+    for proc in alive:
+        log.warning("engine process %d did not end on SIGTERM: killing it", proc.pid)
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=term_seconds)
+    return [p.pid for p in mine]
