@@ -20,7 +20,7 @@ from .completion import Outcome, Wait, complete
 from .debounce import Debouncer
 from .documents import Change, Document, DocumentStore, Position, Snapshot
 from .metrics import Latencies
-from .next_edit import EditLogs
+from .next_edit import MAX_LOGGED_CHARS, EditLogs
 from .service import COUNTERS, Service
 from .settings import ServerSettings
 from .streaks import Streak, Streaks
@@ -190,8 +190,8 @@ class Session:
     def _touched(self, doc: Document, changes: list[Change]) -> tuple[int, int, str, int] | None:
         """For one ranged change: its first line, that line's start offset, the text of the
         lines it touches, and how much longer the text gets; None otherwise."""
-        if len(changes) != 1 or changes[0][0] is None:
-            return None
+        if len(changes) != 1 or changes[0][0] is None or len(doc.text) > MAX_LOGGED_CHARS:
+            return None  # (a document too large for the edit log is not logged: no copies)
         ((sl, sc), (el, ec)), new_text = changes[0]
         enc = self.documents.encoding
         a, b = doc.offset_at(sl, sc, enc), doc.offset_at(el, ec, enc)
