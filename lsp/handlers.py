@@ -140,19 +140,23 @@ def apply_settings(
             problems.append("Engine settings take effect when the server restarts.")
     problems += ls.session.configure(body)
     if isinstance(body, dict):
-        log.info("%s applied: %s", origin, ", ".join(sorted(map(str, body))))
+        log.info("%s applied: %s", origin, ", ".join(sorted(map(str, body))[:20]))
     warn_settings(ls, problems, origin)
     return True
 
 
 MAX_SETTINGS_WARNINGS = 5
 """Warnings shown for one settings object; the rest are only logged."""
+MAX_LOGGED_PROBLEMS = 50
+"""Problems of one settings object written to the server log; the rest are counted."""
 
 
 def warn_settings(ls: MoeLanguageServer, problems: list[str], origin: str) -> None:
     """One warning per setting that was not applied (shown and logged), up to a bound."""
-    for problem in problems:
+    for problem in problems[:MAX_LOGGED_PROBLEMS]:
         log.warning("%s: %s", origin, problem)
+    if len(problems) > MAX_LOGGED_PROBLEMS:
+        log.warning("%s: %d more settings not applied", origin, len(problems) - MAX_LOGGED_PROBLEMS)
     for problem in problems[:MAX_SETTINGS_WARNINGS]:
         ls.warn(problem)
     if len(problems) > MAX_SETTINGS_WARNINGS:
