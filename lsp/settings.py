@@ -13,6 +13,7 @@ from moe_lsp.inference.config import EngineConfig, wire_name
 from moe_lsp.inference.errors import EngineConfigError
 from moe_lsp.prompts.builder import Budget
 from moe_lsp.prompts.profiles import PROFILES
+from moe_lsp.prompts.secrets import redact
 
 from .memory import DEFAULT_BUDGET_BYTES
 
@@ -320,6 +321,7 @@ def _show(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = type(value).__name__
+    text = redact(text)  # a token pasted into the wrong setting stays out of logs
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 

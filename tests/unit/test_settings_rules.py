@@ -124,6 +124,12 @@ def test_good_values_apply_beside_a_bad_one() -> None:
     assert len(problems) == 1 and "debounceFloorMs" in problems[0]
 
 
+def test_a_secret_in_the_wrong_setting_is_not_repeated() -> None:
+    token = "ghp_" + "a1B2c3D4" * 4 + "e5F6"
+    _, problems = ServerSettings().apply({"completion": {"profile": token}})
+    assert len(problems) == 1 and token not in problems[0] and "<redacted>" in problems[0]
+
+
 def test_a_bad_value_keeps_the_previous_one_not_the_default() -> None:
     settings = ServerSettings().merged({"completion": {"debounceFloorMs": 40}})
     settings, problems = settings.apply({"completion": {"debounceFloorMs": 1e7}})
