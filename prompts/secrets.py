@@ -138,13 +138,20 @@ _TOKENS = re.compile(
     # OpenAI / Anthropic style: sk-, sk-proj-, sk-ant-api03-...; mixed case and a digit, so
     # kebab-case words (sk-learn, sk-fading-circle) are left alone.
     r"|sk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])[A-Za-z0-9_-]{20,}"
-    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
+    r")(?![A-Za-z0-9_-])"
+)
+"""Vendor tokens recognisable by their shape alone."""
+_MORE_TOKENS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
     r"|npm_[A-Za-z0-9]{36}"  # npm access token
     r"|pypi-AgE[A-Za-z0-9_-]{40,}"  # PyPI (and TestPyPI) API token: a macaroon
     r"|SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,64}"  # SendGrid API key
     r")(?![A-Za-z0-9_-])"
 )
-"""Vendor tokens recognisable by their shape alone."""
+"""More vendor tokens, each with a fixed part (`_MORE_MARKERS`) a plain substring test finds
+first: most texts have none, and the pattern is not run over them."""
+_MORE_MARKERS = ("_live_", "_test_", "npm_", "pypi-AgE", "SG.")
 
 
 _VALUE_SITE = re.compile(
@@ -337,6 +344,8 @@ def _redact_once(text: str) -> str:
         if "-----END" in out:
             out = _PEM_TAIL.sub(_pem_tail, out)
     out = _TOKENS.sub(PLACEHOLDER, out)
+    if any(marker in out for marker in _MORE_MARKERS):
+        out = _MORE_TOKENS.sub(PLACEHOLDER, out)
     if "://" in out:
         out = _URL_CREDENTIALS.sub(_url_credential, out)
     return _redact_bare(_redact_values(out))
