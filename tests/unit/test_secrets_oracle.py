@@ -272,3 +272,27 @@ async def test_a_secret_split_by_the_log_cut_is_not_logged_in_part(tok, caplog) 
     assert "x = 1" in caplog.text
     for start in range(0, len(value) - 8, 4):
         assert value[start : start + 8] not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "uri", ["file:///w/.env~", "file:///w/.env%20", "file:///w/.env;v=1", "file:///w/dotenv"]
+)
+def test_env_files_under_other_names_never_become_context(uri: str) -> None:
+    text = "DATABASE_HOST = 'db.internal'\nDATABASE_PORT = 5432\n"
+    other = OpenDocument(uri, uri.rsplit("/", 1)[-1], "plaintext", text, 1)
+    control = OpenDocument("file:///w/settings.txt", "settings.txt", "plaintext", text, 1)
+    current = OpenDocument("file:///w/app.py", "app.py", "python", "DATABASE_HOST = ", 1)
+
+    def context(doc: OpenDocument) -> str:
+        found = gather_context(
+            current,
+            16,
+            [doc],
+            budget=2000,
+            count_tokens=lambda t: len(t.split()),
+            index=SnippetIndex(),
+        )
+        return "".join(s.text for s in found)
+
+    assert "db.internal" in context(control)  # the same text under a plain name is context
+    assert context(other) == ""
