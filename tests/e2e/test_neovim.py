@@ -589,6 +589,7 @@ wait_for("client", function() return client() ~= nil end, function()
     end, function()
       result.ghost = moe.ghost_text()
       vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<Esc>", true, false, true), "nx", false)
+      result.messages = vim.api.nvim_exec2("messages", { output = true }).output
       vim.cmd("checkhealth moe_lsp")
       result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
       finish(nil)
@@ -663,6 +664,8 @@ def test_lsp_enable_and_checkhealth(tmp_path: Path) -> None:
     assert r["tab_other"]["buffer"] == 0, r
     assert "moe-lsp" not in str(r["tab_other"]["desc"]), r
     assert r["ghost"] and r["ghost"].strip(), r
+    # No initializationOptions is sent as an empty JSON array (a warning from the server).
+    assert "settings must be an object" not in r["messages"], r["messages"]
     assert "moe-lsp: Neovim" in health and "Neovim 0.1" in health, health
     assert 'vim.lsp.enable("moe_lsp")' in health, health
     assert "OK server: " in health, health

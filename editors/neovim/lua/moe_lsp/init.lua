@@ -1078,6 +1078,15 @@ function M._show_text(text, item)
 end
 M._attach = attach_ghost
 
+-- initializationOptions to send: nil for an empty table (which would go out as a JSON array,
+-- and the server warns "settings must be an object, not []").
+local function init_or_nil(init)
+  if type(init) ~= "table" or next(init) == nil then
+    return nil
+  end
+  return init
+end
+
 local function define_highlights()
   vim.api.nvim_set_hl(0, "MoeLspGhost", { link = "Comment", default = true })
   vim.api.nvim_set_hl(0, "MoeLspNextEdit", { link = "DiffAdd", default = true })
@@ -1118,7 +1127,7 @@ function M.lsp_config()
     cmd = M.resolve_cmd(cmd),
     filetypes = M.config.filetypes,
     root_markers = M.config.root_markers,
-    init_options = init,
+    init_options = init_or_nil(init),
     handlers = { ["moe/status"] = on_status },
     on_attach = M.on_attach,
   }
@@ -1134,7 +1143,7 @@ function M.start(bufnr)
     name = NAME,
     cmd = M.resolve_cmd(server.cmd),
     root_dir = root_dir(bufnr),
-    init_options = server.init_options,
+    init_options = init_or_nil(server.init_options),
     handlers = { ["moe/status"] = on_status },
   }, { bufnr = bufnr })
   if not client_id then
