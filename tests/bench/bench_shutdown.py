@@ -1,87 +1,92 @@
-"""Shutdown: how long the real server takes to answer `shutdown`, and to be gone after `exit`.
+"""Shutdown: how long the real server takes to answer `shutdown`, and to be gone after `exit`,
+at each moment (tests/bench/shutdown_probe.py): `initialized` still waiting for the client,
+the engine loading, a completion generating, a hot streak running, a prefetch running, idle.
 
-Starts the server with the real engine `--runs` times; each time waits until it is ready,
-sends `shutdown`, then `exit`, and checks that no engine process is left. Saves JSON and a
-plot in bench-results/."""
+Starts the server with the real engine `--runs` times per moment; each time checks that no
+engine process is left. Saves JSON and a plot in bench-results/."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import psutil
-from lsprotocol import types as lsp
-
-from moe_lsp.lsp.demo import quiet_client, server_command
-
 from .report import median, save_results
-
-
-async def one_run() -> dict[str, Any]:
-    client = quiet_client()
-
-    await client.start_server(server_command(), open(os.devnull, "wb"))
-    assert client._server is not None
-    server = client._server
-    await client.initialize_async(lsp.InitializeParams(capabilities=lsp.ClientCapabilities()))
-    client.initialized(lsp.InitializedParams())
-    while (await client.protocol.send_request_async("moe/stats", {})).state != "ready":
-        await asyncio.sleep(0.5)
-    children = psutil.Process(server.pid).children(recursive=True)
-    t0 = time.perf_counter()
-    await client.shutdown_async(None)
-    answered = time.perf_counter()
-    client.exit(None)
-    code = await server.wait()
-    gone = time.perf_counter()
-    _, alive = psutil.wait_procs(children, timeout=30)
-    await client.stop()
-    return {
-        "shutdown_answered_ms": (answered - t0) * 1000,
-        "process_gone_ms": (gone - t0) * 1000,
-        "exit_code": code,
-        "children_left": [p.pid for p in alive],
-    }
+from .shutdown_probe import MOMENTS, probe
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=1, help="runs per moment")
+    ap.add_argument("--moments", default=",".join(MOMENTS), help="comma-separated")
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args()
-    runs = [asyncio.run(one_run()) for _ in range(args.runs)]
-    answer = median([r["shutdown_answered_ms"] for r in runs])
-    gone = median([r["process_gone_ms"] for r in runs])
-    left = sum(len(r["children_left"]) for r in runs)
-    print(f"shutdown answered after {answer:.0f} ms (median of {len(runs)})")
-    print(f"server process gone {gone:.0f} ms after shutdown was sent")
-    print(f"exit codes {[r['exit_code'] for r in runs]}; engine processes left: {left}")
+    moments = [m.strip() for m in args.moments.split(",") if m.strip()]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for moment in moments:
+            rows[moment] = []
+            for run in range(args.runs):
+                out = probe(moment, Path(tmp) / f"{moment}-{run}.log")
+                rows[moment].append(out.as_dict())
+    print(f"{'moment':<14}{'answered':>10}{'gone after exit':>17}{'engine gone':>13}  exit  left")
+    summary: dict[str, dict[str, Any]] = {}
+    failed = False
+    for moment, runs in rows.items():
+
+        def med(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
+            values = [r[key] - (r["exit_sent_ms"] or 0) for r in runs if r[key] is not None]
+            return median(values) if values else None
+
+        answered = median([r["shutdown_answered_ms"] for r in runs if r["shutdown_answered_ms"]])
+        gone, engine_gone = med("process_gone_ms"), med("engine_gone_ms")
+        left = sum(len(r["processes_left"]) for r in runs)
+        codes = [r["exit_code"] for r in runs]
+        failed |= left > 0 or any(c != 0 for c in codes) or gone is None or gone > 10_000
+        summary[moment] = {
+            "answered_ms": answered,
+            "gone_after_exit_ms": gone,
+            "engine_gone_after_exit_ms": engine_gone,
+            "processes_left": left,
+            "exit_codes": codes,
+        }
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f} ms"
+
+        print(
+            f"{moment:<14}{ms(answered):>10}{ms(gone):>17}{ms(engine_gone):>13}  "
+            f"{','.join(map(str, codes)):<5} {left}"
+        )
 
     def draw(axes: Any) -> None:
         ax = axes[0][0]
-        xs = range(len(runs))
+        names = list(summary)
+        xs = range(len(names))
         ax.bar(
             [x - 0.2 for x in xs],
-            [r["shutdown_answered_ms"] for r in runs],
+            [summary[n]["answered_ms"] or 0 for n in names],
             0.4,
-            label="shutdown answered",
+            label="shutdown answered (after shutdown)",
         )
         ax.bar(
-            [x + 0.2 for x in xs], [r["process_gone_ms"] for r in runs], 0.4, label="process gone"
+            [x + 0.2 for x in xs],
+            [summary[n]["gone_after_exit_ms"] or 0 for n in names],
+            0.4,
+            label="server gone (after exit)",
         )
-        ax.set_xlabel("run")
-        ax.set_ylabel("ms after shutdown was sent")
+        ax.axhline(10_000, color="red", linestyle="--", label="10 s")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(names)
+        ax.set_ylabel("ms")
         ax.legend()
 
-    data = {"runs": runs, "median_answered_ms": answer, "median_gone_ms": gone}
+    data = {"runs": rows, "summary": summary}
     json_path, png = save_results(data, Path(args.out), "shutdown", draw, ncols=1, nrows=1)
     print(f"saved {json_path} and {png}")
-    return 0 if left == 0 and all(r["exit_code"] == 0 for r in runs) else 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
