@@ -108,6 +108,11 @@ soak: model
 soak-shared: model
 	$(PY) -m tests.bench.soak --compare-shared --minutes 3
 
+# The README's pictures in docs/: ghost text in headless Neovim (tmux), and the newest plot of
+# each bench and eval in bench-results/ (smoke runs skipped).
+pictures: model
+	$(PY) -m tests.bench.pictures
+
 lint: setup
 	$(VENV)/bin/ruff check lsp inference prompts tests
 	$(VENV)/bin/ruff format --check lsp inference prompts tests
