@@ -8,7 +8,7 @@ import pytest
 
 from moe_lsp.inference.config import EngineConfig, VllmConfig, validate
 from moe_lsp.inference.errors import EngineConfigError
-from moe_lsp.inference.vllm_engine import build_engine_args
+from moe_lsp.inference.vllm_engine import CPU_SPECULATIVE, build_engine_args
 from moe_lsp.lsp.settings import ServerSettings, SettingsError
 
 
@@ -149,13 +149,17 @@ def test_validate_ok(model_dir: Path) -> None:
             {"speculative_config": {"method": "ngram", "num_speculative_tokens": 4}},
         ),
         (vllm(block_size=64), True, {"block_size": 64}),
+        # n-gram speculative decoding by default on CPU only; {} turns it off
+        (EngineConfig(), True, {"speculative_config": CPU_SPECULATIVE}),
+        (vllm(speculative_config={}), True, {"speculative_config": None}),
+        (EngineConfig(), False, {"speculative_config": None}),
     ],
 )
 def test_build_engine_args(config: EngineConfig, on_cpu: bool, expected: dict) -> None:
     args = build_engine_args(config, "/m", on_cpu=on_cpu)
     assert args["model"] == "/m"
     for key, value in expected.items():
-        assert args[key] == value
+        assert args.get(key) == value
     if not on_cpu:
         assert "block_size" not in args or config.vllm.block_size
 
