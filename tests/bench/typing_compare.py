@@ -160,6 +160,9 @@ async def run_llmls(
     _quiet_env(config, model_dir, on_cpu)
     engine_args = build_engine_args(config, model_dir, on_cpu=on_cpu)
     engine_args["disable_log_stats"] = False
+    # a plain `vllm serve`, as an llm-ls user runs it: none of moe-lsp's own engine additions
+    for key in ("speculative_config", "worker_extension_cls"):
+        engine_args.pop(key, None)
     with VllmHttp(model_dir, engine_args, args.out / "typing-peers-vllm.log") as srv:
         base = f"http://127.0.0.1:{srv.port}"
         before = load_avg()
