@@ -29,16 +29,7 @@ from .typing_peers import (
 )
 
 LEVERS: dict[str, dict[str, Any]] = {
-    "ngram-spec": {
-        "engine": {
-            "speculativeConfig": {
-                "method": "ngram",
-                "num_speculative_tokens": 4,
-                "prompt_lookup_max": 4,
-                "prompt_lookup_min": 2,
-            }
-        }
-    },
+    "no-ngram-spec": {"engine": {"speculativeConfig": {}}},
     "no-adopt-grace": {"completion": {"adoptGraceMs": 0}},
 }
 """moe-lsp variants measured against the default: name -> initializationOptions merged in."""
