@@ -292,7 +292,11 @@ async def _generate(
     if isinstance(prepared, Outcome):
         return None if wait is Wait.NONE else session.fresh(snap, prepared)
     streak_tokens = c.hot_streak_tokens if job is None else 0
-    reader = Reader(plan(prepared.prompt, streak_tokens), syntax_stop=c.syntax_stop)
+    reader = Reader(
+        plan(prepared.prompt, streak_tokens),
+        syntax_stop=c.syntax_stop,
+        first_cut_chars=c.first_answer_chars,
+    )
     priority = PREFETCH_PRIORITY if wait is Wait.NONE else 0
     streak = _streak(session, snap, engine, prepared, reader, priority)
     key = _key(snap, job)

@@ -77,6 +77,10 @@ class CompletionSettings:
     first_line_budget_ms: float = setting(1500.0, 0, 600_000, " ms")
     """A multi-line ghost text still running after this long is answered with its whole lines
     so far; the rest keeps coming for the next request."""
+    first_answer_chars: int = setting(0, 0, 1000, " characters")
+    """Ghost text at a line's end whose line is still being written is shown early, cut after
+    its last whole token group, once the line holds this many characters (0: whole lines
+    only); the rest of the line comes on the next keystrokes from the same generation."""
     adopt_grace_ms: float = setting(500.0, 0, 10000, " ms")
     """A generation whose request the client cancelled runs this long more: an editor cancels
     the old request on a keystroke and then asks again, and that request adopts it if the text

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from .postprocess import StopCheck, finish
+from .first_cut import group_cut
+from .postprocess import StopCheck, finish, strip_heal
 from .prompt import Mode, Prompt
 
 
@@ -63,8 +64,11 @@ class Reader:
     """Turns a generation's raw text into its first answer, the whole text so far, and the
     next piece for a cursor that moved along it. Also says when the engine may stop."""
 
-    def __init__(self, plan: Plan, *, syntax_stop: bool = True) -> None:
+    def __init__(self, plan: Plan, *, syntax_stop: bool = True, first_cut_chars: int = 0) -> None:
         self.plan = plan
+        self.first_cut_chars = first_cut_chars
+        """A hot streak's line still being written is answered early, cut after its last whole
+        token group, once it holds this many characters (0: only whole lines)."""
         self.stop: StopCheck | None = StopCheck(plan.streamed, syntax=True) if syntax_stop else None
         """When the streamed completion is whole (the engine stops); None: at the token limit."""
         self._line = StopCheck(plan.answer, syntax=False) if plan.extended else None
@@ -77,11 +81,27 @@ class Reader:
             return True
         if self._line is not None and self._line.done(gen.raw):
             return True
+        if self._early(gen):
+            return True
         return budget_passed and bool(self.text(gen))
+
+    def _early(self, gen: Progress) -> str:
+        """The first line so far cut after a whole token group ('' when it does not apply)."""
+        if self._line is None or self.first_cut_chars <= 0 or gen.finished:
+            return ""
+        if self._line.done(gen.raw):
+            return ""
+        line = strip_heal(gen.raw, self.plan.answer.heal) or ""
+        if "\n" in line:
+            return ""
+        return group_cut(line, self.first_cut_chars)
 
     def first_answer(self, gen: Progress) -> str:
         """The text to show first."""
         if self.plan.extended:
+            early = self._early(gen)
+            if early:
+                return early
             return finish(gen.raw, self.plan.answer, truncated=gen.finished and gen.truncated)
         return self.text(gen)
 

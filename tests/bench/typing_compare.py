@@ -31,6 +31,7 @@ from .typing_peers import (
 LEVERS: dict[str, dict[str, Any]] = {
     "no-ngram-spec": {"engine": {"speculativeConfig": {}}},
     "no-adopt-grace": {"completion": {"adoptGraceMs": 0}},
+    "first-cut-16": {"completion": {"firstAnswerChars": 16}},
 }
 """moe-lsp variants measured against the default: name -> initializationOptions merged in."""
 
