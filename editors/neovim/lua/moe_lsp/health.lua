@@ -40,7 +40,15 @@ local function check_server()
   local origin = (found and exe == found) and (" (from " .. where .. ")") or ""
   health.ok("server: " .. (vim.fn.exepath(exe) ~= "" and vim.fn.exepath(exe) or exe) .. origin)
   health.info("command: " .. table.concat(cmd, " "))
-  local out = vim.fn.system({ exe, "model", "path" })
+  -- The command before its subcommand (e.g. `python -m moe_lsp.lsp.cli`), then `model path`.
+  local base = {}
+  for _, a in ipairs(cmd) do
+    if a == "connect" or a == "serve" then
+      break
+    end
+    base[#base + 1] = a
+  end
+  local out = vim.fn.system(vim.list_extend(base, { "model", "path" }))
   if vim.v.shell_error == 0 then
     local folder = vim.trim(out)
     if vim.fn.isdirectory(folder) == 1 then
