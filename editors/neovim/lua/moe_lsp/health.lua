@@ -50,7 +50,9 @@ local function check_server()
   end
   local out = vim.fn.system(vim.list_extend(base, { "model", "path" }))
   if vim.v.shell_error == 0 then
-    local folder = vim.trim(out)
+    -- The folder is the last line (stderr, merged in, may hold a note before it).
+    local lines = vim.split(vim.trim(out), "\n")
+    local folder = vim.trim(lines[#lines] or "")
     if vim.fn.isdirectory(folder) == 1 then
       health.ok("default model prepared: " .. folder)
     else
