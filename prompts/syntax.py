@@ -84,8 +84,11 @@ class SyntaxTree:
     @staticmethod
     def may_parse(spec: LanguageSpec, text: str) -> bool:
         """False when `create` would surely give None, found without encoding or parsing: no
-        grammar, or more characters than `MAX_PARSE_BYTES` (each is at least one byte)."""
-        return bool(spec.module) and len(text) <= MAX_PARSE_BYTES
+        grammar, more characters than `MAX_PARSE_BYTES`, or a line of more characters than
+        `MAX_LINE_BYTES` (each character is at least one byte)."""
+        if not spec.module or len(text) > MAX_PARSE_BYTES:
+            return False
+        return len(text) <= MAX_LINE_BYTES or max(map(len, text.split("\n"))) <= MAX_LINE_BYTES
 
     @classmethod
     def create(cls, spec: LanguageSpec, text: str) -> SyntaxTree | None:

@@ -127,3 +127,16 @@ def test_a_lower_budget_drops_trees_at_once() -> None:
     held = [store.get(f"file:///{n}.py").has_tree for n in "ab"]
     assert held == [False, True]
 
+
+def test_minified_code_takes_no_room_from_other_trees() -> None:
+    """A document that cannot have a tree (a line over 16 KiB) drops no other document's tree."""
+    text = python(200)
+    minified = "a=1;" * 200_000
+    texts = text_cost(text) + text_cost(minified)
+    # The minified tree would fit by its estimate, but only by dropping a.py's.
+    store = DocumentStore(budget_bytes=texts + tree_cost(len(minified)) + tree_cost(len(text)) // 2)
+    store.open("file:///a.py", "python", 1, text)
+    assert store.get("file:///a.py").tree is not None
+    store.open("file:///app.min.js", "javascript", 1, minified)
+    assert store.get("file:///app.min.js").tree is None
+    assert store.get("file:///a.py").has_tree
