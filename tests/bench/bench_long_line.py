@@ -92,8 +92,18 @@ def run(seconds: float, key_ms: float, log_path: Path) -> dict[str, Any]:
         done = threading.Event()
 
         def ask() -> None:
-            at = {"line": 4, "character": 11}
+            # Each time one more character is typed in the small file first, so that the
+            # answer is not the typing cache's: the engine runs beside the typist.
+            typed, version = "radius * radius * math.pi", 1
             while not done.is_set():
+                version += 1
+                tail = typed[: version % (len(typed) + 1)]
+                change = {"text": SMALL_TEXT + tail}
+                doc = {"uri": SMALL, "version": version}
+                client.notify(
+                    "textDocument/didChange", {"textDocument": doc, "contentChanges": [change]}
+                )
+                at = {"line": 4, "character": 11 + len(tail)}
                 sent = time.perf_counter()
                 params = {
                     "textDocument": {"uri": SMALL},
