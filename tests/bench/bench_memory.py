@@ -216,6 +216,7 @@ def main() -> int:
         ax.set_xticks(list(xs))
         ax.set_xticklabels([s["step"] for s in steps], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("MiB")
+        ax.set_ylim(bottom=0)
         ax.set_title("open documents against the memory budget")
         ax.legend()
 
