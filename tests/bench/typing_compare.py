@@ -32,6 +32,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no-ngram-spec": {"engine": {"speculativeConfig": {}}},
     "no-adopt-grace": {"completion": {"adoptGraceMs": 0}},
     "first-cut-16": {"completion": {"firstAnswerChars": 16}},
+    "fcfs": {"engine": {"extraEngineArgs": {"scheduling_policy": "fcfs"}}},
 }
 """moe-lsp variants measured against the default: name -> initializationOptions merged in."""
 
