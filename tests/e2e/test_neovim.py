@@ -443,6 +443,9 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
             "cmd": CONNECT,
             "engine": {
                 "dtype": "float16",
+                "maxNumSeqs": 8,
+                "enforceEager": False,
+                "speculativeConfig": {"method": "ngram"},
                 "blockSize": 32,
                 "tensorParallelSize": 2,
                 "pipelineParallelSize": 1,
@@ -460,6 +463,9 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
         [
             *CONNECT,
             "--dtype=float16",
+            "--max-num-seqs=8",
+            "--no-enforce-eager",
+            '--speculative-config={"method":"ngram"}',
             "--block-size=32",
             "--tensor-parallel-size=2",
             "--pipeline-parallel-size=1",
@@ -475,10 +481,19 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
         None,
         [],
     ),
-    # A value starting with "-" stays the flag's value; false is no flag.
+    # A value starting with "-" stays the flag's value; false is no flag (but --no-enforce-eager
+    # for the switch); a JSON string is passed as compact JSON.
     (
-        {"cmd": CONNECT, "engine": {"model": "-x", "enableExpertParallel": False}},
-        [*CONNECT, "--model=-x"],
+        {
+            "cmd": CONNECT,
+            "engine": {
+                "model": "-x",
+                "enableExpertParallel": False,
+                "enforceEager": True,
+                "speculativeConfig": ' {"method": "ngram"} ',
+            },
+        },
+        [*CONNECT, "--model=-x", "--enforce-eager", '--speculative-config={"method":"ngram"}'],
         None,
         [],
     ),
@@ -507,7 +522,10 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
                 "tensorParallelSize": 1.5,
                 "gpuMemoryUtilization": 90,
                 "trustRemoteCode": "yes",
-                "maxNumSeqs": 4,
+                "maxNumSeqs": 0,
+                "enforceEager": "on",
+                "speculativeConfig": "{method",
+                "swapSpace": 4,
             },
         },
         CONNECT,
@@ -515,6 +533,9 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
         [
             r"engine\.dtype must be one of auto, bfloat16, float16, float32, not the string 'int4'",
             r"engine\.maxModelLen must be a whole number of tokens, at least 256, not 100",
+            r"engine\.maxNumSeqs must be a whole number, at least 1, not 0",
+            r"engine\.enforceEager must be true or false \(a Lua boolean\), not the string 'on'",
+            r"engine\.speculativeConfig must be a table \(or a JSON object string\), not the string '\{method'",
             r"engine\.kvCacheGib must be a number of GiB above 0, not the string '2'",
             r"engine\.blockSize must be a positive multiple of 16, not 24",
             r"engine\.tensorParallelSize must be a whole number, at least 1, not 1\.5",
@@ -522,7 +543,7 @@ FLAG_CASES: list[tuple[dict, list[str], dict | None, list[str]]] = [
             r"engine\.gpuMemoryUtilization must be a number above 0 and at most 1, not 90",
             r"engine\.trustRemoteCode must be true or false \(a Lua boolean\), not the string 'yes'",
             r"engine\.url must be an http:// or https:// URL with a host, not 'gpu:8000'",
-            r"engine\.maxNumSeqs: `moe-lsp connect` has no flag for this setting",
+            r"engine\.swapSpace: `moe-lsp connect` has no flag for this setting",
         ],
     ),
     ({"cmd": CONNECT, "engine": "float16"}, CONNECT, None, [r"engine must be a table"]),

@@ -25,6 +25,12 @@ const VALID: Array<[string, EngineSettings, string[]]> = [
   ["enableExpertParallel true is a bare flag", { extra: { enableExpertParallel: true } }, ["--enable-expert-parallel"]],
   ["enableExpertParallel false is no flag", { extra: { enableExpertParallel: false } }, []],
   ["distributedExecutorBackend", { extra: { distributedExecutorBackend: "ray" } }, ["--distributed-executor-backend=ray"]],
+  ["distributedExecutorBackend uni", { extra: { distributedExecutorBackend: "uni" } }, ["--distributed-executor-backend=uni"]],
+  ["maxNumSeqs", { extra: { maxNumSeqs: 8 } }, ["--max-num-seqs=8"]],
+  ["enforceEager true", { extra: { enforceEager: true } }, ["--enforce-eager"]],
+  ["enforceEager false is --no-enforce-eager", { extra: { enforceEager: false } }, ["--no-enforce-eager"]],
+  ["speculativeConfig object as JSON", { extra: { speculativeConfig: { method: "ngram", num_speculative_tokens: 4 } } }, ['--speculative-config={"method":"ngram","num_speculative_tokens":4}']],
+  ["speculativeConfig JSON string", { extra: { speculativeConfig: ' {"method": "ngram"} ' } }, ['--speculative-config={"method":"ngram"}']],
   ["gpuMemoryUtilization", { extra: { gpuMemoryUtilization: 0.9 } }, ["--gpu-memory-utilization=0.9"]],
   ["gpuMemoryUtilization 1", { extra: { gpuMemoryUtilization: 1 } }, ["--gpu-memory-utilization=1"]],
   ["trustRemoteCode true is a bare flag", { extra: { trustRemoteCode: true } }, ["--trust-remote-code"]],
@@ -66,7 +72,11 @@ const INVALID: Array<[string, EngineSettings, RegExp]> = [
   ],
   ["enableExpertParallel 'off'", { extra: { enableExpertParallel: "off" } }, /a JSON boolean\), not the string 'off'/],
   ["enableExpertParallel 1", { extra: { enableExpertParallel: 1 } }, /enableExpertParallel must be true or false, not 1/],
-  ["distributedExecutorBackend unknown", { extra: { distributedExecutorBackend: "uni" } }, /distributedExecutorBackend must be one of mp, ray, not the string 'uni'/],
+  ["distributedExecutorBackend unknown", { extra: { distributedExecutorBackend: "mpi" } }, /distributedExecutorBackend must be one of mp, ray, uni, not the string 'mpi'/],
+  ["maxNumSeqs 0", { extra: { maxNumSeqs: 0 } }, /maxNumSeqs must be a whole number, at least 1, not 0/],
+  ["enforceEager as a string", { extra: { enforceEager: "true" } }, /enforceEager must be true or false \(a JSON boolean\), not the string 'true'/],
+  ["speculativeConfig a list", { extra: { speculativeConfig: ["ngram"] } }, /speculativeConfig must be an object \(or a string holding a JSON object\), not \["ngram"\]/],
+  ["speculativeConfig bad JSON", { extra: { speculativeConfig: "{method" } }, /speculativeConfig must be an object .* not the string '\{method'/],
   ["gpuMemoryUtilization above 1", { extra: { gpuMemoryUtilization: 90 } }, /gpuMemoryUtilization must be a number above 0 and at most 1, not 90/],
   ["gpuMemoryUtilization 0", { extra: { gpuMemoryUtilization: 0 } }, /gpuMemoryUtilization must be a number above 0 and at most 1, not 0/],
   ["trustRemoteCode 'yes'", { extra: { trustRemoteCode: "yes" } }, /trustRemoteCode must be true or false \(a JSON boolean\), not the string 'yes'/],
@@ -75,8 +85,8 @@ const INVALID: Array<[string, EngineSettings, RegExp]> = [
   ["tokenizer not a string", { extra: { tokenizer: ["/a"] } }, /extra\.tokenizer must be a string, not \["\/a"\]/],
   [
     "a key connect has no flag for",
-    { extra: { maxNumSeqs: 8 } },
-    /^moeLsp\.engine\.extra\.maxNumSeqs: `moe-lsp connect` has no flag for this setting; ignored\. Set moeLsp\.server\.args to \["serve"\]/,
+    { extra: { extraEngineArgs: { seed: 1 } } },
+    /^moeLsp\.engine\.extra\.extraEngineArgs: `moe-lsp connect` has no flag for this setting; ignored\. Set moeLsp\.server\.args to \["serve"\]/,
   ],
   ["backend openai without url", { extra: { backend: "openai" } }, /extra\.backend: `moe-lsp connect` has no flag/],
   ["extra not an object", { extra: "dtype=float16" }, /^moeLsp\.engine\.extra must be an object; ignored\.$/],
@@ -111,10 +121,10 @@ test("flags come in a fixed order, whatever the order of the keys", () => {
 });
 
 test("several unknown keys give one message naming them all", () => {
-  const r = engineFlags({ extra: { maxNumSeqs: 8, speculativeConfig: { method: "ngram" } } });
+  const r = engineFlags({ extra: { swapSpace: 8, extraEngineArgs: { seed: 1 } } });
   assert.deepEqual(r.args, []);
   assert.equal(r.problems.length, 1);
-  assert.match(r.problems[0], /extra\.maxNumSeqs, moeLsp\.engine\.extra\.speculativeConfig: .* these settings/);
+  assert.match(r.problems[0], /extra\.swapSpace, moeLsp\.engine\.extra\.extraEngineArgs: .* these settings/);
 });
 
 test("every flag is one `moe-lsp connect --help` lists", () => {
@@ -123,7 +133,7 @@ test("every flag is one `moe-lsp connect --help` lists", () => {
     "--model", "--dtype", "--max-model-len", "--kv-cache-gib", "--block-size", "--tensor-parallel-size",
     "--pipeline-parallel-size", "--data-parallel-size", "--enable-expert-parallel", "--distributed-executor-backend",
     "--gpu-memory-utilization", "--trust-remote-code", "--engine-url",
-    "--engine-tokenizer", "--engine-api-key-file",
+    "--engine-tokenizer", "--engine-api-key-file", "--max-num-seqs", "--enforce-eager", "--speculative-config",
   ];
   assert.deepEqual(Object.values(ENGINE_FLAGS).map((s) => s.flag).sort(), [...connectHelp].sort());
 });

@@ -65,6 +65,10 @@ local ENGINE_FLAGS = {
   { key = "dtype", flag = "--dtype", kind = "choice", choices = { "auto", "bfloat16", "float16", "float32" } },
   { key = "maxModelLen", flag = "--max-model-len", kind = "integer", min = 256,
     what = "a whole number of tokens, at least 256" },
+  { key = "maxNumSeqs", flag = "--max-num-seqs", kind = "integer", min = 1,
+    what = "a whole number, at least 1" },
+  { key = "enforceEager", flag = "--enforce-eager", kind = "switch" },
+  { key = "speculativeConfig", flag = "--speculative-config", kind = "json" },
   { key = "kvCacheGib", flag = "--kv-cache-gib", kind = "number", min = 0, what = "a number of GiB above 0" },
   { key = "blockSize", flag = "--block-size", kind = "integer", min = 16, step = 16,
     what = "a positive multiple of 16" },
@@ -76,7 +80,7 @@ local ENGINE_FLAGS = {
     what = "a whole number, at least 1" },
   { key = "enableExpertParallel", flag = "--enable-expert-parallel", kind = "boolean" },
   { key = "distributedExecutorBackend", flag = "--distributed-executor-backend", kind = "choice",
-    choices = { "mp", "ray" } },
+    choices = { "mp", "ray", "uni" } },
   { key = "gpuMemoryUtilization", flag = "--gpu-memory-utilization", kind = "number", min = 0, max = 1,
     what = "a number above 0 and at most 1" },
   { key = "trustRemoteCode", flag = "--trust-remote-code", kind = "boolean" },
@@ -101,7 +105,19 @@ end
 -- Why `v` cannot be the value of `spec`'s flag (nil when it can).
 local function flag_problem(spec, v)
   local k = spec.kind
-  if k == "boolean" then
+  if k == "json" then
+    -- a table (sent as JSON) or a string holding a JSON object
+    local obj = v
+    if type(v) == "string" then
+      local ok, decoded = pcall(vim.json.decode, v)
+      obj = ok and decoded or nil
+    end
+    if type(obj) ~= "table" or (next(obj) ~= nil and vim.islist and vim.islist(obj)) then
+      return "must be a table (or a JSON object string), not " .. shown(v)
+    end
+    return nil
+  end
+  if k == "boolean" or k == "switch" then
     if type(v) == "boolean" then
       return nil
     end
@@ -183,6 +199,12 @@ function M.engine_args(engine)
         if v then
           args[#args + 1] = spec.flag
         end
+      elseif spec.kind == "switch" then
+        -- both ways: false is --no-<flag> (the server's default depends on the device)
+        args[#args + 1] = v and spec.flag or ("--no-" .. spec.flag:sub(3))
+      elseif spec.kind == "json" then
+        local obj = type(v) == "string" and vim.json.decode(v) or v
+        args[#args + 1] = spec.flag .. "=" .. vim.json.encode(next(obj) == nil and vim.empty_dict() or obj)
       else
         args[#args + 1] = spec.flag .. "=" .. flag_value(v)
       end

@@ -23,7 +23,7 @@ export interface EngineFlags {
   problems: string[];
 }
 
-type Kind = "string" | "url" | "number" | "integer" | "boolean" | "choice";
+type Kind = "string" | "url" | "number" | "integer" | "boolean" | "switch" | "json" | "choice";
 
 interface FlagSpec {
   flag: string;
@@ -52,13 +52,18 @@ export const ENGINE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   model: { flag: "--model", kind: "string" },
   dtype: { flag: "--dtype", kind: "choice", choices: DTYPES },
   maxModelLen: { flag: "--max-model-len", kind: "integer", min: 256, hint: "a whole number of tokens, at least 256" },
+  maxNumSeqs: { flag: "--max-num-seqs", kind: "integer", min: 1, hint: "a whole number, at least 1" },
+  // true: --enforce-eager, false: --no-enforce-eager (the server's default depends on the device).
+  enforceEager: { flag: "--enforce-eager", kind: "switch" },
+  // An object (sent as JSON) or a string holding a JSON object.
+  speculativeConfig: { flag: "--speculative-config", kind: "json" },
   kvCacheGib: { flag: "--kv-cache-gib", kind: "number", min: 0, above: true, hint: "a number of GiB above 0" },
   blockSize: { flag: "--block-size", kind: "integer", min: 16, multipleOf: 16, hint: "a positive multiple of 16" },
   tensorParallelSize: { flag: "--tensor-parallel-size", kind: "integer", min: 1, hint: "a whole number, at least 1" },
   pipelineParallelSize: { flag: "--pipeline-parallel-size", kind: "integer", min: 1, hint: "a whole number, at least 1" },
   dataParallelSize: { flag: "--data-parallel-size", kind: "integer", min: 1, hint: "a whole number, at least 1" },
   enableExpertParallel: { flag: "--enable-expert-parallel", kind: "boolean" },
-  distributedExecutorBackend: { flag: "--distributed-executor-backend", kind: "choice", choices: ["mp", "ray"] },
+  distributedExecutorBackend: { flag: "--distributed-executor-backend", kind: "choice", choices: ["mp", "ray", "uni"] },
   gpuMemoryUtilization: {
     flag: "--gpu-memory-utilization",
     kind: "number",
@@ -95,9 +100,24 @@ function shown(v: unknown): string {
 }
 
 /** Why `value` cannot be the flag's value (undefined when it can); `value` is set. */
+function jsonObject(value: unknown): Record<string, unknown> | undefined {
+  let v = value;
+  if (typeof v === "string") {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      return undefined;
+    }
+  }
+  return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
 function problemWith(spec: FlagSpec, value: unknown): string | undefined {
   switch (spec.kind) {
+    case "json":
+      return jsonObject(value) ? undefined : `must be an object (or a string holding a JSON object), not ${shown(value)}`;
     case "boolean":
+    case "switch":
       if (typeof value === "boolean") return undefined;
       if (typeof value === "string" && BOOLEAN_WORDS.includes(value.trim().toLowerCase())) {
         return `must be true or false (a JSON boolean), not ${shown(value)}`;
@@ -138,6 +158,8 @@ function problemWith(spec: FlagSpec, value: unknown): string | undefined {
  * `-` is never read as a flag of its own. */
 function render(spec: FlagSpec, value: unknown): string[] {
   if (spec.kind === "boolean") return value === true ? [spec.flag] : [];
+  if (spec.kind === "switch") return [value === true ? spec.flag : `--no-${spec.flag.slice(2)}`];
+  if (spec.kind === "json") return [`${spec.flag}=${JSON.stringify(jsonObject(value))}`];
   const text = typeof value === "string" ? value.trim() : String(value);
   return [`${spec.flag}=${text}`];
 }
