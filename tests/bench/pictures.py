@@ -29,11 +29,12 @@ SAMPLE = ROOT / "tests" / "data" / "sample.py"
 
 # docs/ name → bench-results/ file names, newest first; smoke runs are never taken.
 PLOTS = {
-    "latency.png": "latency*.png",
-    "typing.png": "typing*.png",
-    "eval-humaneval.png": "humaneval*.png",
-    "eval-next-edit.png": "eval_next_edit*.png",
-    "soak-shared.png": "soak-shared*.png",
+    "latency.png": "latency.png",
+    "typing.png": "typing.png",
+    "typing-peers.png": "typing-peers.png",
+    "eval-humaneval.png": "eval_humaneval-*.png",
+    "eval-next-edit.png": "eval_next_edit-*.png",
+    "soak-shared.png": "soak-shared.png",
 }
 
 Color = tuple[int, int, int]

@@ -63,13 +63,26 @@ def test_parse_ansi_keeps_style_across_lines_and_drops_other_escapes():
     assert [st.fg for _, st in rows[1]] == [grey, None]
 
 
-def test_newest_plot_skips_smoke_runs(tmp_path):
-    for name, mtime in [("typing-a.png", 1), ("typing-b.png", 2), ("typing-smoke-c.png", 3)]:
+def test_newest_plot_skips_smoke_runs_and_other_benches(tmp_path):
+    files = [
+        ("eval_next_edit-20261130-1.png", 1),
+        ("eval_next_edit-20261130-2.png", 2),
+        ("eval_next_edit-smoke-20261130-3.png", 3),
+        ("typing.png", 4),
+        ("typing-smoke.png", 5),
+        ("typing-peers.png", 6),
+    ]
+    for name, mtime in files:
         (tmp_path / name).write_bytes(name.encode())
         os.utime(tmp_path / name, (mtime, mtime))
-    assert newest_plot("typing*.png", tmp_path) == tmp_path / "typing-b.png"
+    assert (
+        newest_plot("eval_next_edit-*.png", tmp_path) == tmp_path / "eval_next_edit-20261130-2.png"
+    )
     docs = tmp_path / "docs"
     copied = copy_plots(tmp_path, docs)
-    assert copied["typing.png"] == tmp_path / "typing-b.png"
-    assert (docs / "typing.png").read_bytes() == b"typing-b.png"
+    assert copied["eval-next-edit.png"] == tmp_path / "eval_next_edit-20261130-2.png"
+    assert (docs / "eval-next-edit.png").read_bytes() == b"eval_next_edit-20261130-2.png"
+    # the typing replay's plot is not the peers' one, newer as that is
+    assert (docs / "typing.png").read_bytes() == b"typing.png"
+    assert (docs / "typing-peers.png").read_bytes() == b"typing-peers.png"
     assert copied["latency.png"] is None and not (docs / "latency.png").exists()
