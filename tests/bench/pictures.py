@@ -239,6 +239,11 @@ class Tmux:
             check=check,
         ).stdout
 
+    def alive(self) -> bool:
+        """The session is still there (its program has not exited)."""
+        cmd = ["tmux", "-S", str(self.socket), "has-session", "-t", "0"]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
 
 @contextmanager
 def tmux_session(work: Path, command: list[str], size: tuple[int, int]) -> Iterator[Tmux]:
@@ -252,9 +257,13 @@ def tmux_session(work: Path, command: list[str], size: tuple[int, int]) -> Itera
         *command,
     )  # fmt: skip
     try:
-        t.run("set-option", "-g", "default-terminal", "tmux-256color", check=False)
         yield t
     finally:
+        # Neovim quits (and stops its server) before the session goes.
+        t.run("send-keys", "-t", "0", "Escape", ":qa!", "Enter", check=False)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and t.alive():
+            time.sleep(0.2)
         t.run("kill-server", check=False)
 
 
