@@ -216,6 +216,9 @@ class EngineHost:
         if self._before is None:
             return []  # no engine was ever started here
         ended = end_processes(child_pids() - self._before)
+        # A process started while the others were being ended (a load under way spawns
+        # them one after another) is ended too.
+        ended += end_processes(child_pids() - self._before - set(ended))
         if ended:
             log.info("ended engine processes %s", ", ".join(map(str, ended)))
         return ended
