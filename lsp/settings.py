@@ -143,11 +143,11 @@ class ServerSettings:
                 result, problem = _apply_one(result, _TOP[name], value, "")
             elif name in _COMPLETION:
                 problem = (
-                    f"Unknown setting '{key}': completion settings go under 'completion' "
+                    f"Unknown setting {_name(key)}: completion settings go under 'completion' "
                     f"(completion.{wire_name(name)})."
                 )
             else:
-                problem = f"Unknown setting '{key}'."
+                problem = f"Unknown setting {_name(key)}."
             if problem:
                 problems.append(_source(where) + problem)
         return result, problems
@@ -274,7 +274,7 @@ def _apply_fields(obj: Any, values: Any, prefix: str) -> tuple[Any, list[str]]:
     for key, value in values.items():
         f = _COMPLETION.get(snake(str(key)))
         if f is None:
-            problems.append(f"Unknown completion setting '{key}'.")
+            problems.append(f"Unknown completion setting {_name(key)}.")
             continue
         obj, problem = _apply_one(obj, f, value, prefix)
         if problem:
@@ -315,6 +315,15 @@ def _source(where: str) -> str:
 
 _SHOWN_CHARS = 60
 """Longest value quoted in a message."""
+
+
+def _name(key: Any) -> str:
+    """A setting's name as a message shows it: quoted, one line, control characters escaped."""
+    text = str(key)
+    if not text.isprintable():
+        text = json.dumps(text)[1:-1]
+    text = redact(text)
+    return "'" + (text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "...") + "'"
 
 
 def _show(value: Any) -> str:

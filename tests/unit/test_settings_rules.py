@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from lsprotocol import types as lsp
@@ -204,6 +204,8 @@ def test_random_json_gets_a_message_or_takes_effect(key: str, value: Any) -> Non
 
 @hsettings(max_examples=200, deadline=None)
 @given(options=st.dictionaries(st.sampled_from([*KEYS, "completion", "engine", "x"]), JSON))
+@example(options={"completion": {"\n": None}})  # an unknown name is shown on one line
+@example(options={"completion": {"a\u2028b": 1}, "\r": 2})
 def test_random_objects_never_raise(options: dict[str, Any]) -> None:
     settings, problems = ServerSettings().apply(options)
     assert isinstance(settings, ServerSettings)
