@@ -50,6 +50,8 @@ class Session:
     ) -> None:
         self.service = service
         self.settings = settings or ServerSettings()
+        self.defaults = self.settings
+        """The server's own settings (config file, flags): what a client's `null` puts back."""
         self.documents = DocumentStore(budget_bytes=self.settings.memory_budget_bytes)
         self.streaks = Streaks()
         self.typing = TypingCache()
@@ -75,7 +77,7 @@ class Session:
     def configure(self, options: Any) -> list[str]:
         """Apply a client's settings: each good value takes effect; one message is returned for
         each value that did not (that setting keeps its current value)."""
-        self.settings, problems = self.settings.apply(options)
+        self.settings, problems = self.settings.apply(options, defaults=self.defaults)
         self.debouncer = self._debouncer()
         if self.documents.budget.limit != self.settings.memory_budget_bytes:
             self.documents.set_budget(self.settings.memory_budget_bytes)

@@ -116,11 +116,17 @@ class ServerSettings:
     """Memory for the session's open documents and their syntax trees: the trees of documents
     edited longest ago are dropped first (those complete as plain text), then documents."""
 
-    def apply(self, options: Any, where: str = "") -> tuple[ServerSettings, list[str]]:
+    def apply(
+        self, options: Any, where: str = "", defaults: ServerSettings | None = None
+    ) -> tuple[ServerSettings, list[str]]:
         """These settings with every good value of `options` applied, and one message for each
         value that was not (that setting keeps its current value). Never raises.
 
-        `where` names the source in messages ('config file ~/.config/moe-lsp/config.toml')."""
+        `null` for a completion setting, `logPrompts` or `memoryBudgetBytes` puts back its value
+        in `defaults` (the built-in default when none are given): an editor whose user unset a
+        key says so without restarting the server. `where` names the source in messages
+        ('config file ~/.config/moe-lsp/config.toml')."""
+        base = defaults if defaults is not None else ServerSettings()
         problems: list[str] = []
         if options is None or options == {}:
             return self, problems
@@ -135,10 +141,14 @@ class ServerSettings:
                 engine, problem = _apply_engine(result.engine, value)
                 result = replace(result, engine=engine)
             elif name == "completion":
-                completion, more = _apply_fields(result.completion, value, "completion.")
+                completion, more = _apply_fields(
+                    result.completion, value, "completion.", base.completion
+                )
                 result = replace(result, completion=completion)
                 problems += [_source(where) + p for p in more]
                 continue
+            elif name in _TOP and value is None:
+                result, problem = replace(result, **{name: getattr(base, name)}), None
             elif name in _TOP:
                 result, problem = _apply_one(result, _TOP[name], value, "")
             elif name in _COMPLETION:
@@ -267,7 +277,8 @@ def _apply_one(obj: Any, f: Field[Any], value: Any, prefix: str) -> tuple[Any, s
         return obj, f"{key} = {_show(value)} was not applied: it {err}; keeping {kept}."
 
 
-def _apply_fields(obj: Any, values: Any, prefix: str) -> tuple[Any, list[str]]:
+def _apply_fields(obj: Any, values: Any, prefix: str, base: Any) -> tuple[Any, list[str]]:
+    """`obj` with each good value applied (`None` puts back `base`'s), and the messages."""
     if not isinstance(values, dict):
         return obj, [f"{prefix.rstrip('.')} must be an object, not {_show(values)}; ignored."]
     problems: list[str] = []
@@ -275,6 +286,9 @@ def _apply_fields(obj: Any, values: Any, prefix: str) -> tuple[Any, list[str]]:
         f = _COMPLETION.get(snake(str(key)))
         if f is None:
             problems.append(f"Unknown completion setting {_name(key)}.")
+            continue
+        if value is None:
+            obj = replace(obj, **{f.name: getattr(base, f.name)})
             continue
         obj, problem = _apply_one(obj, f, value, prefix)
         if problem:

@@ -54,7 +54,11 @@ def value_of(settings: ServerSettings, key: str) -> Any:
         ({"logPrompts": 1}, "logPrompts", False, "must be true or false"),
         ({"logPrompts": True}, "logPrompts", True, None),
         ({"completion": {"syntaxStop": "0"}}, "completion.syntaxStop", True, "true or false"),
-        ({"completion": {"streamGhostText": None}}, "completion.streamGhostText", False, "true"),
+        ({"completion": {"streamGhostText": "null"}}, "completion.streamGhostText", False, "true"),
+        # null puts back the default: an editor's way of saying its user unset the key
+        ({"completion": {"streamGhostText": None}}, "completion.streamGhostText", False, None),
+        ({"completion": {"debounceFloorMs": None}}, "completion.debounceFloorMs", 0.0, None),
+        ({"logPrompts": None}, "logPrompts", False, None),
         # numbers: type, finiteness and range
         (
             {"completion": {"debounceFloorMs": "abc"}},
@@ -130,6 +134,24 @@ def test_a_secret_in_the_wrong_setting_is_not_repeated() -> None:
     assert len(problems) == 1 and token not in problems[0] and "<redacted>" in problems[0]
 
 
+@pytest.mark.parametrize(
+    ("key", "set_to", "default"),
+    [
+        ("completion.debounceFloorMs", 40, 25.0),
+        ("completion.profile", "qwen-fim", "prefix-only"),
+        ("completion.syntaxStop", True, False),
+        ("logPrompts", True, False),
+        ("memoryBudgetBytes", 1 << 30, 64 << 20),
+    ],
+)
+def test_null_puts_back_the_servers_own_value(key: str, set_to: Any, default: Any) -> None:
+    defaults = ServerSettings().merged(options_for(key, default))  # e.g. from the config file
+    settings = defaults.merged(options_for(key, set_to))
+    assert value_of(settings, key) == set_to
+    settings, problems = settings.apply(options_for(key, None), defaults=defaults)
+    assert (value_of(settings, key), problems) == (default, [])
+
+
 def test_a_bad_value_keeps_the_previous_one_not_the_default() -> None:
     settings = ServerSettings().merged({"completion": {"debounceFloorMs": 40}})
     settings, problems = settings.apply({"completion": {"debounceFloorMs": 1e7}})
@@ -196,6 +218,8 @@ def test_random_json_gets_a_message_or_takes_effect(key: str, value: Any) -> Non
         assert len(problems) == 1
         assert key in problems[0]
         assert after == before  # the bad value changed nothing
+    elif value is None:
+        assert value_of(after, key) == value_of(ServerSettings(), key)
     else:
         f = next(f for k, f, _ in declared() if k == key)
         owner = next(o for k, _, o in declared() if k == key)
@@ -304,6 +328,8 @@ def test_random_json_through_the_session(server, key: str, value: Any) -> None:
     if warned:
         assert len(warned) == 1 and key in warned[0]
         assert ls.session.settings == before
+    elif value is None:
+        assert value_of(ls.session.settings, key) == value_of(ls.session.defaults, key)
     else:
         f = next(f for k, f, _ in declared() if k == key)
         owner = next(o for k, _, o in declared() if k == key)

@@ -81,7 +81,7 @@ const ROWS: Row[] = [
   ["logPrompts turned on", connect({}), connect({ logPrompts: true }), "update"],
   ["logPrompts turned off", connect({ logPrompts: true }), connect({ logPrompts: false }), "update"],
   ["completion extra key added", connect({}), connect({ completion: { extra: { maxTokensMulti: 64 } } }), "update"],
-  ["completion setting unset", connect({ completion: { debounceCeilingMs: 50 } }), connect({}), "restart", /unset \(debounceCeilingMs\)/],
+  ["completion setting unset", connect({ completion: { debounceCeilingMs: 50 } }), connect({}), "update"],
   ["engine setting (connect)", connect({}), connect({ engine: { kvCacheGib: 3 } }), "restart", /engine settings/],
   ["engine setting (serve)", serve({}), serve({ engine: { kvCacheGib: 3 } }), "restart", /engine settings changed/],
   ["engine model (serve)", serve({ engine: { model: "a" } }), serve({ engine: { model: "b" } }), "restart", /engine/],
@@ -96,7 +96,12 @@ for (const [name, before, after, kind, reason] of ROWS) {
     const c = classifyChange(before, after);
     assert.equal(c.kind, kind, JSON.stringify(c));
     if (c.kind === "restart" && reason) assert.match(c.reason, reason);
-    if (c.kind === "update") assert.deepEqual(c.settings, liveSettings(after));
+    if (c.kind === "update") {
+      const unset = Object.keys(liveSettings(before).completion).filter((k) => !(k in liveSettings(after).completion));
+      const expected = liveSettings(after);
+      for (const k of unset) expected.completion[k] = null;
+      assert.deepEqual(c.settings, expected);
+    }
   });
 }
 
@@ -104,4 +109,14 @@ test("an update never carries engine settings (the server refuses them live)", (
   const c = classifyChange(serve({ engine: { model: "m" } }), serve({ engine: { model: "m" }, completion: { debounceCeilingMs: 1 } }));
   assert.equal(c.kind, "update");
   assert.deepEqual(Object.keys(c.kind === "update" ? c.settings : {}).sort(), ["completion", "logPrompts"]);
+});
+
+test("an unset completion key goes to the server as null, beside the keys still set", () => {
+  const before = connect({ completion: { debounceCeilingMs: 50, extra: { maxTokensMulti: 64, promptBudget: 900 } } });
+  const after = connect({ completion: { extra: { maxTokensMulti: 32 } } });
+  const c = classifyChange(before, after);
+  assert.equal(c.kind, "update");
+  if (c.kind === "update") {
+    assert.deepEqual(c.settings.completion, { maxTokensMulti: 32, debounceCeilingMs: null, promptBudget: null });
+  }
 });

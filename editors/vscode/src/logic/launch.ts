@@ -82,8 +82,8 @@ function same(a: unknown, b: unknown): boolean {
  * What going from `before` (the running client's plan) to `after` needs. A new command,
  * arguments (engine flags included) or `initializationOptions.engine` restarts the client. A
  * changed completion setting or `logPrompts` is sent live. A completion setting that was set
- * and is now unset restarts the client: the server keeps a session's last value, and only a
- * new session gets its default back.
+ * and is now unset is sent as `null`, which puts back the server's own value (its config file,
+ * else the built-in default) without a restart.
  */
 export function classifyChange(before: LaunchPlan, after: LaunchPlan): SettingsChange {
   if (before.command !== after.command || !same(before.args, after.args)) {
@@ -100,9 +100,7 @@ export function classifyChange(before: LaunchPlan, after: LaunchPlan): SettingsC
   const a = liveSettings(before);
   const b = liveSettings(after);
   if (same(a, b)) return { kind: "none" };
-  const dropped = Object.keys(a.completion).filter((k) => !(k in b.completion));
-  if (dropped.length > 0) {
-    return { kind: "restart", reason: `completion setting unset (${dropped.join(", ")})` };
-  }
-  return { kind: "update", settings: b };
+  const completion: Record<string, unknown> = { ...b.completion };
+  for (const k of Object.keys(a.completion)) if (!(k in b.completion)) completion[k] = null;
+  return { kind: "update", settings: { ...b, completion } };
 }
