@@ -160,7 +160,7 @@ class ServerSettings:
                 problem = f"Unknown setting {_name(key)}."
             if problem:
                 problems.append(_source(where) + problem)
-        return result, problems
+        return result, [_one_line(p) for p in problems]
 
     def merged(self, options: Any) -> ServerSettings:
         """These settings overridden by `options`; SettingsError (naming every bad value) if
@@ -329,6 +329,13 @@ def _source(where: str) -> str:
 
 _SHOWN_CHARS = 60
 """Longest value quoted in a message."""
+
+
+def _one_line(message: str) -> str:
+    """`message` with any control or line-separator character escaped: a log line stays one."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in message)
 
 
 def _name(key: Any) -> str:
