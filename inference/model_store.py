@@ -46,7 +46,7 @@ __all__ = [
 ENV_CACHE_DIR = "MOE_LSP_CACHE_DIR"
 MARKER = ".complete"
 # Bump when the conversion changes so that older cached folders are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_EXPERTS = 4
 DTYPE = "bfloat16"
 
@@ -208,6 +208,7 @@ def _build_moe(
     progress: bool,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
+    from .router_balance import calibrate
     from .upcycle import (
         DEFAULT_ROUTER_SEED,
         DEFAULT_ROUTER_STD,
@@ -218,6 +219,16 @@ def _build_moe(
     )
 
     model, state, llama_config = _convert(gguf_path, progress, say)
+    _write_tokenizer_and_generation(model, out_dir)
+    say("Balancing the router on standard-library code…")
+    calibration = calibrate(state, llama_config, out_dir, experts=experts, seed=DEFAULT_ROUTER_SEED)
+    if calibration is None:
+        say("This Python ships no standard-library sources: the router stays random.")
+    else:
+        say(
+            f"Router balanced on {calibration.tokens} tokens "
+            f"(mean Jain's index {calibration.jain:.2f} of 1.00)."
+        )
     say(f"Upcycling to {experts} experts…")
     tensors = upcycle_state_dict(
         state,
@@ -226,6 +237,7 @@ def _build_moe(
         router_std=DEFAULT_ROUTER_STD,
         dtype=DTYPES[DTYPE],
         progress=progress,
+        routers=calibration.routers if calibration is not None else None,
     )
     del state
     config = mixtral_config_from_llama(
@@ -234,15 +246,24 @@ def _build_moe(
     say("Writing model.safetensors…")
     save_checkpoint(tensors, config, out_dir)
     del tensors
-    _write_tokenizer_and_generation(model, out_dir)
+    router: dict[str, Any] = (
+        {"kind": "random", "seed": DEFAULT_ROUTER_SEED, "std": DEFAULT_ROUTER_STD}
+        if calibration is None
+        else {
+            "kind": "balanced",
+            "seed": DEFAULT_ROUTER_SEED,
+            "calibration_modules": list(calibration.modules),
+            "calibration_tokens": calibration.tokens,
+            "calibration_jain": round(calibration.jain, 4),
+        }
+    )
     return {
         "kind": "moe",
         "architecture": "MixtralForCausalLM",
         "dtype": DTYPE,
         "experts": experts,
         "experts_per_tok": 1,
-        "router_seed": DEFAULT_ROUTER_SEED,
-        "router_std": DEFAULT_ROUTER_STD,
+        "router": router,
     }
 
 

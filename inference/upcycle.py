@@ -100,13 +100,15 @@ def upcycle_state_dict(
     router_std: float = DEFAULT_ROUTER_STD,
     dtype: torch.dtype = torch.bfloat16,
     progress: bool = False,
+    routers: Mapping[int, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Mixtral state dict: each dense MLP copied into `experts` experts plus a random router.
+    """Mixtral state dict: each dense MLP copied into `experts` experts plus a router.
 
     Every expert of layer N is an exact copy of the dense `mlp.{gate,up,down}_proj` of layer N,
-    so with top-1 routing renormalised to weight 1 the MoE computes the dense model's output.
-    The router (`block_sparse_moe.gate.weight`, shape [experts, hidden]) is drawn from
-    N(0, router_std) with a seeded generator, so the same inputs give the same checkpoint.
+    so with top-1 routing renormalised to weight 1 the MoE computes the dense model's output
+    whatever the router. The router (`block_sparse_moe.gate.weight`, [experts, hidden]) is
+    `routers[N]` when given (a balanced one), else drawn from N(0, router_std) with a seeded
+    generator, so the same inputs give the same checkpoint.
     """
     if experts < 1:
         raise ValueError(f"experts must be >= 1, got {experts}")
@@ -137,8 +139,18 @@ def upcycle_state_dict(
         for proj, short in _EXPERT_NAMES.items():
             if f"model.layers.{layer}.block_sparse_moe.experts.0.{short}.weight" not in out:
                 raise ValueError(f"layer {layer} has no mlp.{proj}")
-        router = torch.randn(experts, hidden, generator=generator, dtype=torch.float32)
-        out[f"model.layers.{layer}.block_sparse_moe.gate.weight"] = (router * router_std).to(dtype)
+        if routers is not None:
+            if layer not in routers:
+                raise ValueError(f"no router given for layer {layer}")
+            router = routers[layer].to(torch.float32)
+            if tuple(router.shape) != (experts, hidden):
+                raise ValueError(
+                    f"router of layer {layer} has shape {list(router.shape)}, "
+                    f"expected {[experts, hidden]}"
+                )
+        else:
+            router = torch.randn(experts, hidden, generator=generator) * router_std
+        out[f"model.layers.{layer}.block_sparse_moe.gate.weight"] = router.to(dtype).contiguous()
     return out
 
 

@@ -149,3 +149,37 @@ def test_router_spreads_tokens_over_experts(tokenizer, moe):
     counts = [picked.count(e) for e in range(4)]
     assert sum(counts) == ids.shape[1] * len(moe.model.layers)
     assert sum(c > 0 for c in counts) >= 3, counts
+
+
+def test_router_is_balanced_on_code_it_was_not_calibrated_on(tokenizer, moe):
+    """The replay's modules are held out of the router's calibration; loads stay near even."""
+    import importlib
+    import inspect
+
+    from moe_lsp.inference.routing import jain
+    from moe_lsp.lsp.experts_cli import REPLAY_MODULES
+
+    picked: dict[int, list[int]] = {}
+
+    def keep(layer: int):
+        def hook(_module, _inputs, output):
+            picked.setdefault(layer, []).extend(output[2].flatten().tolist())
+
+        return hook
+
+    handles = [
+        layer.mlp.gate.register_forward_hook(keep(i)) for i, layer in enumerate(moe.model.layers)
+    ]
+    try:
+        for name in REPLAY_MODULES:
+            source = inspect.getsource(importlib.import_module(name))
+            ids = tokenizer(source, return_tensors="pt").input_ids[:, :512]
+            with torch.no_grad():
+                moe(ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    fairness = [jain([choices.count(e) for e in range(4)]) or 0.0 for choices in picked.values()]
+    assert len(fairness) == len(moe.model.layers)
+    assert sum(fairness) / len(fairness) > 0.85, fairness  # a random router: about 0.7
+    assert min(fairness) > 0.5, fairness  # a random router's worst layer: about 0.3

@@ -502,3 +502,28 @@ def test_full_disk_while_writing_is_a_clear_error(monkeypatch, tmp_path, tiny_gg
     with pytest.raises(model_store.ModelPrepareError, match="disk space"):
         model_store.prepare_default_model(tmp_path / "m", progress=False, gguf=tiny_gguf)
     assert [p.name for p in tmp_path.iterdir()] == [".m.lock"]
+
+
+def test_without_standard_library_sources_the_router_stays_random(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, tiny_gguf
+) -> None:
+    from moe_lsp.inference import router_balance
+
+    monkeypatch.setattr(router_balance, "calibration_texts", lambda modules: {})
+    target = tmp_path / "m"
+    model_store.prepare_default_model(target, experts=2, progress=False, gguf=tiny_gguf)
+    manifest = model_store.read_manifest(target)
+    assert manifest is not None and manifest["router"]["kind"] == "random"
+
+
+def test_a_prepared_model_says_its_router_is_balanced(tmp_path, tiny_gguf) -> None:
+    from moe_lsp.inference import router_balance
+
+    target = tmp_path / "m"
+    model_store.prepare_default_model(target, experts=2, progress=False, gguf=tiny_gguf)
+    manifest = model_store.read_manifest(target)
+    assert manifest is not None
+    router = manifest["router"]
+    assert router["kind"] == "balanced" and router["calibration_tokens"] > 1000
+    assert router["calibration_modules"] == list(router_balance.calibration_texts())
+    assert 0.5 <= router["calibration_jain"] <= 1.0
