@@ -470,7 +470,7 @@ class LlamaVimClient:
             resp = await self.http.post(url, json=body)
             data = resp.json()
         except Exception as err:  # a failed job: llama.vim echoes it and goes on
-            print(f"llama.vim-like: request failed: {err}", file=sys.stderr)
+            print(f"llama.vim-like: request failed: {type(err).__name__} {err}", file=sys.stderr)
             return
         timings = data.get("timings") or {}
         self.predicted += int(timings.get("predicted_n") or data.get("tokens_predicted") or 0)
@@ -552,7 +552,7 @@ class LlmLsClient:
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            print(f"llm-ls-like: request failed: {err}", file=sys.stderr)
+            print(f"llm-ls-like: request failed: {type(err).__name__} {err}", file=sys.stderr)
             return
         choices = data.get("choices") or []
         text = choices[0].get("text", "") if choices else ""
