@@ -15,7 +15,7 @@ import {
 import { ACTION_PREFIX, refusalMessage, STALE_MESSAGE, staleEdit } from "./logic/codeActions";
 import { MoeSettings } from "./logic/initOptions";
 import { isLanguageEnabled, LanguageRules, toggleLanguage } from "./logic/languages";
-import { classifyChange, LaunchPlan, planLaunch } from "./logic/launch";
+import { classifyChange, configurationAnswer, LaunchPlan, planLaunch } from "./logic/launch";
 import { findServerCommand, ServerCommand, ServerCommandInput, untrustedSkips } from "./logic/serverCommand";
 import { EngineState, formatStats, formatStatus, lastTotalMs, parseState } from "./logic/status";
 import { NextEditController } from "./nextEditUi";
@@ -195,6 +195,14 @@ async function startClient(): Promise<void> {
     initializationOptions: () => running?.initializationOptions ?? plan.initializationOptions,
     outputChannel: log,
     middleware: {
+      // The server pulls its `moe` section; these settings live under `moeLsp`: answer with them.
+      workspace: {
+        configuration: async (params, token, next) => {
+          const answer = await next(params, token);
+          if (!Array.isArray(answer)) return answer;
+          return configurationAnswer(params.items, running ?? plan, answer);
+        },
+      },
       provideInlineCompletionItems: async (document, position, context, token, next) => {
         if (!isLanguageEnabled(document.languageId, languageRules())) return undefined;
         const result = await next(document, position, context, token);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { MoeSettings } from "../src/logic/initOptions";
-import { classifyChange, liveSettings, planLaunch, serverMode } from "../src/logic/launch";
+import { classifyChange, configurationAnswer, liveSettings, planLaunch, serverMode } from "../src/logic/launch";
 
 const BIN = "/ws/.venv/bin/moe-lsp";
 const settings: MoeSettings = {
@@ -119,4 +119,12 @@ test("an unset completion key goes to the server as null, beside the keys still 
   if (c.kind === "update") {
     assert.deepEqual(c.settings.completion, { maxTokensMulti: 32, debounceCeilingMs: null, promptBudget: null });
   }
+});
+
+test("the server's pull of its moe section is answered with the settings sent live", () => {
+  const plan = connect({ completion: { debounceCeilingMs: 50 }, logPrompts: true });
+  const items = [{ section: "moe" }, { section: "editor" }, {}];
+  const answer = configurationAnswer(items, plan, [null, { tabSize: 4 }]);
+  assert.deepEqual(answer, [{ completion: { debounceCeilingMs: 50 }, logPrompts: true }, { tabSize: 4 }, null]);
+  assert.deepEqual(configurationAnswer([], plan, []), []);
 });

@@ -74,6 +74,18 @@ export function liveSettings(plan: LaunchPlan): LiveSettings {
   };
 }
 
+/** The server's settings section, pulled with `workspace/configuration`. */
+export const SERVER_SECTION = "moe";
+
+/**
+ * The answer to the server's `workspace/configuration` pull: the `moe` section is what this
+ * extension sends live (its settings live under `moeLsp`), every other item is VS Code's own
+ * answer (`others`, one per item).
+ */
+export function configurationAnswer(items: readonly { section?: string }[], plan: LaunchPlan, others: readonly unknown[]): unknown[] {
+  return items.map((item, i) => (item.section === SERVER_SECTION ? liveSettings(plan) : others[i] ?? null));
+}
+
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
