@@ -341,7 +341,7 @@ def _prepare(
             _publish(model_dir, target)
         except MemoryError as exc:
             raise ModelPrepareError(
-                "Ran out of memory while preparing the model (about 2 GB of RAM are needed): "
+                "Ran out of memory while preparing the model (about 2.5 GB of RAM are needed): "
                 "close other programs and retry."
             ) from exc
         except OSError as exc:
