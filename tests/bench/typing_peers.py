@@ -389,12 +389,13 @@ class LlamaVimClient:
         self.job = None
 
     async def close(self, editor: Editor) -> None:
+        # first: a request finishing now starts no speculative one (it checks the editor)
+        self.editor = None
         if self.timer:
             self.timer.cancel()
-        if self.job:
+        while self.job is not None and not self.job.done():
             with contextlib.suppress(Exception):
                 await self.job
-        self.editor = None
 
     async def tokens(self) -> int:
         return self.predicted
