@@ -45,6 +45,8 @@ class MoeLanguageServer(LanguageServer):
         self.shared = shared
         """One of many sessions of a shared server: the engine is the server's, not ours."""
         self.session = Session(self.service, settings, notify=self._notify)
+        if shared:
+            self.session.budget_ceiling = self.session.settings.memory_budget_bytes
         self.stopping: asyncio.Task[None] | None = None
         """The engine stop begun by `shutdown`."""
         self.progress_supported = False

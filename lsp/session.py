@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -52,6 +52,8 @@ class Session:
         self.settings = settings or ServerSettings()
         self.defaults = self.settings
         """The server's own settings (config file, flags): what a client's `null` puts back."""
+        self.budget_ceiling: int | None = None
+        """A shared server's memory budget per session: a client may lower it, never raise it."""
         self.documents = DocumentStore(budget_bytes=self.settings.memory_budget_bytes)
         self.streaks = Streaks()
         self.typing = TypingCache()
@@ -78,6 +80,13 @@ class Session:
         """Apply a client's settings: each good value takes effect; one message is returned for
         each value that did not (that setting keeps its current value)."""
         self.settings, problems = self.settings.apply(options, defaults=self.defaults)
+        ceiling = self.budget_ceiling
+        if ceiling is not None and self.settings.memory_budget_bytes > ceiling:
+            problems.append(
+                f"memoryBudgetBytes = {self.settings.memory_budget_bytes} is over the shared "
+                f"server's limit for a session ({ceiling}); using {ceiling}."
+            )
+            self.settings = replace(self.settings, memory_budget_bytes=ceiling)
         self.debouncer = self._debouncer()
         if self.documents.budget.limit != self.settings.memory_budget_bytes:
             self.documents.set_budget(self.settings.memory_budget_bytes)

@@ -313,6 +313,22 @@ def test_engine_settings_from_a_client_are_ignored_with_a_message(shared: Shared
     assert "/tmp/evil" not in shared.log()
 
 
+def test_a_client_cannot_raise_its_memory_budget_on_the_shared_server(shared: Shared) -> None:
+    sock, client = shared.tcp()
+    with sock:
+        options = {"memoryBudgetBytes": 1 << 40}  # 1 TiB of documents and trees
+        response = client.ask(request("initialize", init_params(TOKEN, **options)))
+        assert "capabilities" in response["result"]
+        client.send(notification("initialized", {}))
+        client.alive()
+        shown = [
+            m["params"]["message"]
+            for m in client.received
+            if m.get("method") == "window/showMessage"
+        ]
+        assert any("over the shared server's limit for a session" in m for m in shown), shown
+
+
 def test_a_stalled_client_is_dropped_before_login(shared: Shared) -> None:
     stalled = socket.create_connection(("127.0.0.1", shared.port))
     slow = socket.create_connection(("127.0.0.1", shared.port))

@@ -353,3 +353,35 @@ def test_the_readme_table_states_each_declared_range() -> None:
     for key, f, owner in declared():
         assert f"`{key}`" in rows, f"README's settings table has no row for {key}"
         assert describe(f, owner) in rows[f"`{key}`"], f"README's row for {key} is out of date"
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("shared", "asked", "kept", "message"),
+    [
+        (True, 1 << 40, 128 * MIB, "over the shared server's limit for a session (134217728)"),
+        (True, 128 * MIB + 1, 128 * MIB, "using 134217728"),
+        (True, 64 * MIB, 64 * MIB, None),  # lowering is the client's to choose
+        (True, 128 * MIB, 128 * MIB, None),
+        (True, None, 128 * MIB, None),  # null: back to the server's own value
+        (True, "2000000000", 128 * MIB, "without quotes"),
+        (False, 1 << 40, 1 << 40, None),  # a server of one's own: the user's choice
+    ],
+)
+def test_a_shared_server_caps_each_sessions_memory_budget(
+    shared: bool, asked: Any, kept: int, message: str | None
+) -> None:
+    settings = ServerSettings().merged({"memoryBudgetBytes": 128 * MIB})
+    ls = MoeLanguageServer(settings, shared=shared)
+    try:
+        problems = ls.session.configure({"memoryBudgetBytes": asked})
+        assert ls.session.settings.memory_budget_bytes == kept
+        assert ls.session.documents.budget.limit == kept
+        if message is None:
+            assert problems == []
+        else:
+            assert len(problems) == 1 and message in problems[0], problems
+    finally:
+        ls.session.close()
