@@ -147,10 +147,8 @@ class ServerSettings:
                 result = replace(result, completion=completion)
                 problems += [_source(where) + p for p in more]
                 continue
-            elif name in _TOP and value is None:
-                result, problem = replace(result, **{name: getattr(base, name)}), None
             elif name in _TOP:
-                result, problem = _apply_one(result, _TOP[name], value, "")
+                result, problem = _apply_one(result, _TOP[name], value, "", base)
             elif name in _COMPLETION:
                 problem = (
                     f"Unknown setting {_name(key)}: completion settings go under 'completion' "
@@ -267,8 +265,13 @@ def _looks_like(value: Any, kind: Any) -> bool:
     return True
 
 
-def _apply_one(obj: Any, f: Field[Any], value: Any, prefix: str) -> tuple[Any, str | None]:
-    """`obj` with one setting applied, or `obj` and the message saying why not."""
+def _apply_one(
+    obj: Any, f: Field[Any], value: Any, prefix: str, base: Any
+) -> tuple[Any, str | None]:
+    """`obj` with one setting applied (`None` puts back `base`'s value), or `obj` and the
+    message saying why not."""
+    if value is None:
+        return replace(obj, **{f.name: getattr(base, f.name)}), None
     try:
         return replace(obj, **{f.name: check(f, value, type(obj))}), None
     except SettingsError as err:
@@ -278,7 +281,7 @@ def _apply_one(obj: Any, f: Field[Any], value: Any, prefix: str) -> tuple[Any, s
 
 
 def _apply_fields(obj: Any, values: Any, prefix: str, base: Any) -> tuple[Any, list[str]]:
-    """`obj` with each good value applied (`None` puts back `base`'s), and the messages."""
+    """`obj` with each good value applied, and the messages."""
     if not isinstance(values, dict):
         return obj, [f"{prefix.rstrip('.')} must be an object, not {_show(values)}; ignored."]
     problems: list[str] = []
@@ -287,10 +290,7 @@ def _apply_fields(obj: Any, values: Any, prefix: str, base: Any) -> tuple[Any, l
         if f is None:
             problems.append(f"Unknown completion setting {_name(key)}.")
             continue
-        if value is None:
-            obj = replace(obj, **{f.name: getattr(base, f.name)})
-            continue
-        obj, problem = _apply_one(obj, f, value, prefix)
+        obj, problem = _apply_one(obj, f, value, prefix, base)
         if problem:
             problems.append(problem)
     return obj, problems
@@ -339,12 +339,13 @@ def _one_line(message: str) -> str:
 
 
 def _name(key: Any) -> str:
-    """A setting's name as a message shows it: quoted, one line, control characters escaped."""
-    text = str(key)
-    if not text.isprintable():
-        text = json.dumps(text)[1:-1]
-    text = redact(text)
-    return "'" + (text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "...") + "'"
+    """A setting's name as a message shows it: quoted, redacted, cut (`_one_line` escapes it)."""
+    return "'" + _cut(redact(str(key))) + "'"
+
+
+def _cut(text: str) -> str:
+    """`text`, cut to `_SHOWN_CHARS` characters."""
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 def _show(value: Any) -> str:
@@ -355,8 +356,7 @@ def _show(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = type(value).__name__
-    text = redact(text)  # a token pasted into the wrong setting stays out of logs
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+    return _cut(redact(text))  # a token pasted into the wrong setting stays out of logs
 
 
 def declared() -> list[tuple[str, Field[Any], type]]:
