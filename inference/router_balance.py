@@ -95,13 +95,14 @@ def mlp_inputs(
 
     skip = ("dtype", "torch_dtype")
     config = transformers.LlamaConfig(**{k: v for k, v in llama_config.items() if k not in skip})
-    model = transformers.LlamaForCausalLM(config)
+    model = transformers.LlamaModel(config)  # the hidden states only: no output head
     weights = {
-        k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(v)).to(torch.float32)
+        k.removeprefix("model."): (v if isinstance(v, torch.Tensor) else torch.from_numpy(v)).to(
+            torch.float32
+        )
         for k, v in state.items()
+        if k.startswith("model.")
     }
-    if config.tie_word_embeddings and "lm_head.weight" not in weights:
-        weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval()
     tokenizer = transformers.PreTrainedTokenizerFast(
@@ -115,15 +116,13 @@ def mlp_inputs(
 
         return hook
 
-    handles = [
-        layer.mlp.register_forward_pre_hook(keep(i)) for i, layer in enumerate(model.model.layers)
-    ]
+    handles = [layer.mlp.register_forward_pre_hook(keep(i)) for i, layer in enumerate(model.layers)]
     try:
         with torch.no_grad():
             for text in texts:
                 ids = tokenizer(text, return_tensors="pt").input_ids[:, :MAX_TOKENS_PER_TEXT]
                 if ids.shape[1] > SKIP_FIRST_TOKENS + 1:
-                    model.model(input_ids=ids)  # the hidden states only: no logits needed
+                    model(input_ids=ids)
     finally:
         for handle in handles:
             handle.remove()
