@@ -131,21 +131,33 @@ def test_moe_equals_dense(tokenizer, dense, moe, prompt):
     assert _greedy(moe, ids) == _greedy(dense, ids)
 
 
-def test_router_spreads_tokens_over_experts(tokenizer, moe):
-    """Top-1 routing really picks different experts: this is a MoE, not a relabelled dense MLP."""
-    picked: list[int] = []
+def _top1_choices(moe, inputs: list) -> dict[int, list[int]]:
+    """The expert each MoE layer's gate picks for every token of `inputs` (id tensors)."""
+    picked: dict[int, list[int]] = {}
 
-    def hook(_module, _inputs, output):
-        picked.extend(output[2].flatten().tolist())
+    def keep(layer: int):
+        def hook(_module, _inputs, output):
+            picked.setdefault(layer, []).extend(output[2].flatten().tolist())
 
-    handles = [layer.mlp.gate.register_forward_hook(hook) for layer in moe.model.layers]
+        return hook
+
+    handles = [
+        layer.mlp.gate.register_forward_hook(keep(i)) for i, layer in enumerate(moe.model.layers)
+    ]
     try:
-        ids = tokenizer(CODE_SAMPLE, return_tensors="pt").input_ids
         with torch.no_grad():
-            moe(ids)
+            for ids in inputs:
+                moe(ids)
     finally:
         for handle in handles:
             handle.remove()
+    return picked
+
+
+def test_router_spreads_tokens_over_experts(tokenizer, moe):
+    """Top-1 routing really picks different experts: this is a MoE, not a relabelled dense MLP."""
+    ids = tokenizer(CODE_SAMPLE, return_tensors="pt").input_ids
+    picked = [e for choices in _top1_choices(moe, [ids]).values() for e in choices]
     counts = [picked.count(e) for e in range(4)]
     assert sum(counts) == ids.shape[1] * len(moe.model.layers)
     assert sum(c > 0 for c in counts) >= 3, counts
@@ -159,26 +171,13 @@ def test_router_is_balanced_on_code_it_was_not_calibrated_on(tokenizer, moe):
     from moe_lsp.inference.routing import jain
     from moe_lsp.lsp.experts_cli import REPLAY_MODULES
 
-    picked: dict[int, list[int]] = {}
-
-    def keep(layer: int):
-        def hook(_module, _inputs, output):
-            picked.setdefault(layer, []).extend(output[2].flatten().tolist())
-
-        return hook
-
-    handles = [
-        layer.mlp.gate.register_forward_hook(keep(i)) for i, layer in enumerate(moe.model.layers)
+    inputs = [
+        tokenizer(inspect.getsource(importlib.import_module(name)), return_tensors="pt").input_ids[
+            :, :512
+        ]
+        for name in REPLAY_MODULES
     ]
-    try:
-        for name in REPLAY_MODULES:
-            source = inspect.getsource(importlib.import_module(name))
-            ids = tokenizer(source, return_tensors="pt").input_ids[:, :512]
-            with torch.no_grad():
-                moe(ids)
-    finally:
-        for handle in handles:
-            handle.remove()
+    picked = _top1_choices(moe, inputs)
     fairness = [jain([choices.count(e) for e in range(4)]) or 0.0 for choices in picked.values()]
     assert len(fairness) == len(moe.model.layers)
     assert sum(fairness) / len(fairness) > 0.85, fairness  # a random router: about 0.7
